@@ -1,0 +1,54 @@
+"""``tillstream`` command line: ``tillstream worker`` runs a worker with its web server."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from agents.settings import Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    env = Settings.from_env()
+    parser = argparse.ArgumentParser(prog="tillstream", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    worker = commands.add_parser("worker", help="run a worker (agents, tables and the HTTP API)")
+    worker.add_argument("--broker", default=env.broker,
+                        help="embedded:// (default) or kafka://host:port[,host:port] "
+                             "[TILLSTREAM_BROKER]")
+    worker.add_argument("--data-dir", type=Path, default=env.data_dir,
+                        help="local state and embedded log [TILLSTREAM_DATA_DIR, ./data]")
+    worker.add_argument("--web-host", default=env.web_host,
+                        help="HTTP bind address [TILLSTREAM_WEB_HOST, 127.0.0.1]")
+    worker.add_argument("--web-port", type=int, default=env.web_port,
+                        help="HTTP port [TILLSTREAM_WEB_PORT, 6066]")
+    worker.add_argument("--partitions", type=int, default=env.partitions,
+                        help="partitions of the topics this worker creates "
+                             "[TILLSTREAM_PARTITIONS, 4]")
+    worker.add_argument("--loglevel", default=os.environ.get("TILLSTREAM_LOGLEVEL", "info"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    env = Settings.from_env()
+    settings = Settings(broker=args.broker, data_dir=args.data_dir, web_host=args.web_host,
+                        web_port=args.web_port, partitions=args.partitions,
+                        app_id=env.app_id, faust_options=env.faust_options)
+    run_worker(settings, loglevel=args.loglevel)
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> None:
+    from faust.worker import Worker
+
+    from agents.app import create_app
+
+    app = create_app(settings)
+    worker = Worker(app, loglevel=loglevel)
+    worker.execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

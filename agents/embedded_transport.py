@@ -1,0 +1,320 @@
+"""faust transport for the embedded log: ``embedded://`` (or ``embedded:///path/to/log``).
+
+The worker process owns every partition of every topic: there is no consumer group and no
+rebalance between processes. ``subscribe`` therefore drives, by itself, the protocol that
+aiokafka's rebalance listener drives in Kafka mode (revoke nothing, bump the generation, assign
+all partitions), and fills the partition assignor's view of the assignment so that
+``@app.table_route`` finds this worker as the owner of every key.
+
+Partitioning uses the same murmur2 hash as Kafka clients, so a member lands on the same
+partition number in both modes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, ClassVar, Mapping, Optional, Set, Type
+
+from aiokafka.partitioner import murmur2
+from faust.assignor.client_assignment import ClientAssignment
+from faust.transport import base
+from faust.transport.consumer import Consumer as FaustConsumer
+from faust.transport.producer import Producer as FaustProducer
+from faust.types import TP
+from faust.types.tuples import ConsumerMessage, RecordMetadata
+from mode import Seconds, Service
+
+from tables.embedded_log import DEFAULT_RETENTION_MS, EmbeddedLog, LogRecord
+
+SCHEME = "embedded"
+MAX_RECORDS_PER_PARTITION = 2000
+#: Seconds between compaction / retention passes over the log.
+MAINTENANCE_INTERVAL = 30.0
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """Kafka's default partitioner (murmur2, positive, modulo)."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class _TopicCreation:
+    """Shared topic declaration for the consumer and producer sides."""
+
+    transport: "Transport"
+
+    async def create_topic(self, topic: str, partitions: int, replication: int, *,
+                           config: Optional[Mapping[str, Any]] = None,
+                           timeout: Seconds = 30.0, retention: Optional[Seconds] = None,
+                           compacting: Optional[bool] = None, deleting: Optional[bool] = None,
+                           ensure_created: bool = False) -> None:
+        self.transport.declare_topic(topic, partitions, config=config, retention=retention,
+                                     compacting=compacting)
+
+
+class Consumer(_TopicCreation, FaustConsumer):
+    """Reads the embedded log; positions live here, committed offsets in the log."""
+
+    transport: "Transport"
+
+    def __post_init__(self) -> None:
+        self._log = self.transport.log
+        self._group = self.app.conf.id
+        self._assigned: Set[TP] = set()
+        self._positions: dict[TP, int] = {}
+        self._rebalancing: Optional[asyncio.Future] = None
+        self._new_data = asyncio.Event()
+        self._log.add_listener(self._new_data.set)
+
+    async def on_stop(self) -> None:
+        await super().on_stop()
+        if self._rebalancing is not None and not self._rebalancing.done():
+            self._rebalancing.cancel()
+        self._log.remove_listener(self._new_data.set)
+        self._log.flush()
+
+    @Service.task
+    async def _maintain_log(self) -> None:
+        """Keep the disk bounded: compact grown changelogs, drop records past retention."""
+        async for _ in self.itertimer(MAINTENANCE_INTERVAL, name="embedded-log-maintenance"):
+            self._log.maintain()
+
+    # -- assignment --------------------------------------------------------------------------
+
+    async def subscribe(self, topics) -> None:
+        """Own every partition of every subscribed topic (single-process mode).
+
+        Like aiokafka, this returns at once and rebalances in the background: faust's
+        partition-assigned handler waits for the subscription call to have returned.
+        """
+        previous = self._rebalancing
+        self._rebalancing = asyncio.ensure_future(self._rebalance(set(topics), previous))
+
+    async def _rebalance(self, topics: set[str], previous: Optional[asyncio.Future]) -> None:
+        if previous is not None and not previous.done():
+            await previous
+        default_partitions = self.app.conf.topic_partitions
+        assigned: Set[TP] = set()
+        for topic in sorted(topics):
+            meta = self._log.topic(topic) or self.transport.declare_topic(topic, default_partitions)
+            assigned.update(TP(topic, p) for p in range(meta.partitions))
+        revoked = self._assigned - assigned
+        self._publish_assignment(assigned)
+        app = self.app
+        app.on_rebalance_start()
+        await self.on_partitions_revoked(revoked)
+        generation = app.consumer_generation_id + 1
+        app.consumer_generation_id = generation
+        self._assigned = assigned
+        for tp in revoked:
+            self._positions.pop(tp, None)
+        await self.on_partitions_assigned(set(assigned), generation)
+
+    def _publish_assignment(self, assigned: Set[TP]) -> None:
+        actives: dict[str, list[int]] = {}
+        for tp in assigned:
+            actives.setdefault(tp.topic, []).append(tp.partition)
+        assignor = self.app.assignor
+        assignor._assignment = ClientAssignment(actives=actives, standbys={})
+        assignor._active_tps = assignor._assignment.active_tps
+        assignor._standby_tps = set()
+        assignor._topic_groups = {topic: 0 for topic in actives}
+        url = str(self.app.conf.canonical_url)
+        assignor.changelog_distribution = {url: actives}
+        assignor.external_topic_distribution = {url: actives}
+
+    def assignment(self) -> Set[TP]:
+        return set(self._assigned)
+
+    def topic_partitions(self, topic: str) -> Optional[int]:
+        meta = self._log.topic(topic)
+        return None if meta is None else meta.partitions
+
+    def key_partition(self, topic: str, key: Optional[bytes],
+                      partition: Optional[int] = None) -> Optional[int]:
+        return self.transport.key_partition(topic, key, partition)
+
+    def _new_topicpartition(self, topic: str, partition: int) -> TP:
+        return TP(topic, partition)
+
+    # -- offsets -----------------------------------------------------------------------------
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        committed: dict[TP, int] = {}
+        for tp in self._assigned:
+            offset = self._log.committed(self._group, tp.topic, tp.partition)
+            if offset is None:
+                self._positions[tp] = self._reset_offset(tp)
+            else:
+                self._positions[tp] = offset
+                committed[tp] = offset
+        return committed
+
+    def _reset_offset(self, tp: TP) -> int:
+        if self.app.conf.consumer_auto_offset_reset == "latest":
+            return self._log.end_offset(tp.topic, tp.partition)
+        return self._log.start_offset(tp.topic, tp.partition)
+
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        owned = {(tp.topic, tp.partition): offset for tp, offset in offsets.items()
+                 if tp in self._assigned}
+        if owned:
+            self._log.commit(self._group, owned)
+        return True
+
+    async def position(self, tp: TP) -> Optional[int]:
+        if tp not in self._positions:
+            committed = self._log.committed(self._group, tp.topic, tp.partition)
+            self._positions[tp] = self._reset_offset(tp) if committed is None else committed
+        return self._positions[tp]
+
+    async def _seek(self, partition: TP, offset: int) -> None:
+        self._positions[partition] = offset
+
+    async def seek_to_beginning(self, *partitions: TP) -> None:
+        for tp in partitions:
+            self._positions[tp] = self._log.start_offset(tp.topic, tp.partition)
+
+    async def seek_wait(self, partitions: Mapping[TP, int]) -> None:
+        for tp, offset in partitions.items():
+            self._positions[tp] = offset
+            if offset > 0:
+                self._read_offset[tp] = offset
+            else:
+                self._read_offset.pop(tp, None)
+
+    def highwater(self, tp: TP) -> int:
+        return self._log.end_offset(tp.topic, tp.partition)
+
+    async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
+        return {tp: self._log.end_offset(tp.topic, tp.partition) for tp in partitions}
+
+    async def earliest_offsets(self, *partitions: TP) -> Mapping[TP, int]:
+        return {tp: self._log.start_offset(tp.topic, tp.partition) for tp in partitions}
+
+    # -- fetching ----------------------------------------------------------------------------
+
+    async def _getmany(self, active_partitions: Optional[Set[TP]],
+                       timeout: float) -> Mapping[TP, list[LogRecord]]:
+        partitions = self._assigned if active_partitions is None else active_partitions
+        records = self._fetch(partitions)
+        if not records:
+            self._new_data.clear()
+            try:
+                await asyncio.wait_for(self._new_data.wait(), timeout)
+            except asyncio.TimeoutError:
+                return {}
+            records = self._fetch(partitions)
+        return records
+
+    def _fetch(self, partitions: Set[TP]) -> dict[TP, list[LogRecord]]:
+        records: dict[TP, list[LogRecord]] = {}
+        read = self._log.read
+        for tp in partitions:
+            position = self._positions.get(tp)
+            if position is None:
+                continue
+            batch = read(tp.topic, tp.partition, position, MAX_RECORDS_PER_PARTITION)
+            if batch:
+                records[tp] = batch
+                self._positions[tp] = batch[-1].offset + 1
+        return records
+
+    def _to_message(self, tp: TP, record: LogRecord) -> ConsumerMessage:
+        key, value = record.key, record.value
+        return ConsumerMessage(
+            record.topic, record.partition, record.offset, record.timestamp_ms / 1000.0, 0,
+            record.headers, key, value, None,
+            0 if key is None else len(key), 0 if value is None else len(value), tp,
+            generation_id=self.app.consumer_generation_id)
+
+
+class Producer(_TopicCreation, FaustProducer):
+    """Appends to the embedded log; a send is durable when its future resolves."""
+
+    transport: "Transport"
+
+    async def send(self, topic: str, key: Optional[bytes], value: Optional[bytes],
+                   partition: Optional[int], timestamp: Optional[float], headers: Any, *,
+                   transactional_id: Optional[str] = None) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(self._append(topic, key, value, partition, timestamp, headers))
+        return future
+
+    async def send_and_wait(self, topic: str, key: Optional[bytes], value: Optional[bytes],
+                            partition: Optional[int], timestamp: Optional[float], headers: Any,
+                            *, transactional_id: Optional[str] = None) -> RecordMetadata:
+        return self._append(topic, key, value, partition, timestamp, headers)
+
+    def _append(self, topic: str, key: Optional[bytes], value: Optional[bytes],
+                partition: Optional[int], timestamp: Optional[float],
+                headers: Any) -> RecordMetadata:
+        log = self.transport.log
+        if log.topic(topic) is None:
+            self.transport.declare_topic(topic, self.app.conf.topic_partitions)
+        partition = self.transport.key_partition(topic, key, partition)
+        header_list = list(headers.items()) if isinstance(headers, Mapping) else list(headers or ())
+        offset, timestamp_ms = log.append(
+            topic, partition, key, value,
+            None if timestamp is None else int(timestamp * 1000), header_list)
+        tp = TP(topic, partition)
+        return RecordMetadata(topic, partition, tp, offset, timestamp_ms / 1000.0, 0)
+
+    async def flush(self) -> None:
+        await self.buffer.flush()
+
+    def key_partition(self, topic: str, key: bytes) -> TP:
+        return TP(topic, self.transport.key_partition(topic, key))
+
+    def supports_headers(self) -> bool:
+        return True
+
+
+class Transport(base.Transport):
+    """Opens the embedded log and hands it to the consumer and producer."""
+
+    Consumer: ClassVar[Type[Consumer]] = Consumer
+    Producer: ClassVar[Type[Producer]] = Producer
+    driver_version = "tillstream-embedded-1"
+
+    def __init__(self, url, app, loop=None) -> None:
+        super().__init__(url, app, loop=loop)
+        path = url[0].path if url and url[0].path not in ("", "/") else None
+        self.log_path = Path(path) if path else Path(app.conf.datadir) / "log"
+        self._log: EmbeddedLog | None = None
+        self._round_robin = 0
+
+    @property
+    def log(self) -> EmbeddedLog:
+        if self._log is None or self._log.closed:
+            self._log = EmbeddedLog.open(self.log_path)
+        return self._log
+
+    def declare_topic(self, topic: str, partitions: int, *,
+                      config: Optional[Mapping[str, Any]] = None,
+                      retention: Optional[Seconds] = None, compacting: Optional[bool] = None):
+        config = dict(config or {})
+        compacted = bool(compacting) or "compact" in str(config.get("cleanup.policy", ""))
+        retention_ms = config.get("retention.ms")
+        if retention_ms is None:
+            retention_ms = DEFAULT_RETENTION_MS if retention is None else int(float(retention) * 1000)
+        return self.log.create_topic(topic, partitions, compacted=compacted,
+                                     retention_ms=int(retention_ms))
+
+    def key_partition(self, topic: str, key: Optional[bytes],
+                      partition: Optional[int] = None) -> int:
+        if partition is not None:
+            return partition
+        meta = self.log.topic(topic)
+        partitions = meta.partitions if meta else self.app.conf.topic_partitions
+        if key is None:
+            self._round_robin += 1
+            return self._round_robin % partitions
+        return partition_for(key, partitions)
+
+
+def register() -> None:
+    """Make ``embedded://`` URLs resolve to this transport (idempotent)."""
+    from faust.transport.drivers import TRANSPORTS
+
+    TRANSPORTS.aliases[SCHEME] = f"{__name__}:Transport"

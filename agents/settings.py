@@ -1,0 +1,43 @@
+"""Runtime settings of a worker: command-line options with environment equivalents."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+EMBEDDED_BROKER = "embedded://"
+
+
+@dataclass(slots=True)
+class Settings:
+    """Everything a worker needs to start; built once by the CLI (or a test) and passed in."""
+
+    broker: str = EMBEDDED_BROKER
+    data_dir: Path = Path("./data")
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    partitions: int = 4
+    app_id: str = "tillstream"
+    #: Extra faust settings (tests lower Kafka timeouts and batch sizes through this).
+    faust_options: dict = field(default_factory=dict)
+
+    @property
+    def embedded(self) -> bool:
+        return self.broker.startswith("embedded:")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        return cls(
+            broker=env.get("TILLSTREAM_BROKER", defaults.broker),
+            data_dir=Path(env.get("TILLSTREAM_DATA_DIR", str(defaults.data_dir))),
+            web_host=env.get("TILLSTREAM_WEB_HOST", defaults.web_host),
+            web_port=int(env.get("TILLSTREAM_WEB_PORT", defaults.web_port)),
+            partitions=int(env.get("TILLSTREAM_PARTITIONS", defaults.partitions)),
+            app_id=env.get("TILLSTREAM_APP_ID", defaults.app_id),
+            faust_options=orjson.loads(env.get("TILLSTREAM_FAUST_OPTIONS", "{}")),
+        )

@@ -1,0 +1,374 @@
+"""The embedded, durable, partitioned log behind the default (broker-less) runtime mode.
+
+One RocksDB database (rocksdict) per data directory holds, for every topic partition, records
+keyed by offset, plus topic metadata and committed consumer-group offsets. RocksDB's write-ahead
+log makes every append durable against a crash of the process (``kill -9``); it is not fsynced
+per write, so a power loss may lose the last few milliseconds (the same trade-off as Kafka's
+default ``acks=1`` without ``flush.messages``).
+
+Disk stays bounded: compacted topics (``cleanup.policy=compact``, faust's changelogs) keep
+only the newest record per key once :meth:`EmbeddedLog.compact` runs; other topics drop records
+older than their ``retention.ms``.
+
+Key layout (all integers big-endian, so RocksDB's byte order is offset order):
+``r`` + topic + ``\\0`` + partition(u32) + offset(u64) -> record
+``t`` + topic -> topic metadata (JSON)
+``c`` + group + ``\\0`` + topic + ``\\0`` + partition(u32) -> committed offset (u64)
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import orjson
+from rocksdict import Options, Rdict, WriteBatch
+
+DEFAULT_RETENTION_MS = 7 * 24 * 3600 * 1000
+
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+# timestamp (ms), key length (-1 = None), value length (-1 = None), header count
+_RECORD_HEAD = struct.Struct(">qiiH")
+_HEADER_LENS = struct.Struct(">HI")
+
+
+@dataclass(slots=True)
+class LogRecord:
+    """One record as stored and as handed to consumers."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class TopicMeta:
+    partitions: int
+    compacted: bool = False
+    retention_ms: int | None = DEFAULT_RETENTION_MS
+
+
+def encode_record(timestamp_ms: int, key: bytes | None, value: bytes | None,
+                  headers: Sequence[tuple[str, bytes]] = ()) -> bytes:
+    parts = [_RECORD_HEAD.pack(timestamp_ms, -1 if key is None else len(key),
+                               -1 if value is None else len(value), len(headers))]
+    if key is not None:
+        parts.append(key)
+    if value is not None:
+        parts.append(value)
+    for name, hvalue in headers:
+        name_b = name.encode()
+        parts.append(_HEADER_LENS.pack(len(name_b), len(hvalue)))
+        parts.append(name_b)
+        parts.append(hvalue)
+    return b"".join(parts)
+
+
+def decode_record(topic: str, partition: int, offset: int, raw: bytes) -> LogRecord:
+    timestamp_ms, klen, vlen, nheaders = _RECORD_HEAD.unpack_from(raw, 0)
+    pos = _RECORD_HEAD.size
+    key = None
+    if klen >= 0:
+        key = raw[pos:pos + klen]
+        pos += klen
+    value = None
+    if vlen >= 0:
+        value = raw[pos:pos + vlen]
+        pos += vlen
+    headers: list[tuple[str, bytes]] = []
+    for _ in range(nheaders):
+        nlen, hlen = _HEADER_LENS.unpack_from(raw, pos)
+        pos += _HEADER_LENS.size
+        name = raw[pos:pos + nlen].decode()
+        pos += nlen
+        headers.append((name, raw[pos:pos + hlen]))
+        pos += hlen
+    return LogRecord(topic, partition, offset, timestamp_ms, key, value, headers)
+
+
+def _partition_prefix(topic: str, partition: int) -> bytes:
+    return b"r" + topic.encode() + b"\0" + _U32.pack(partition)
+
+
+def _commit_key(group: str, topic: str, partition: int) -> bytes:
+    return b"c" + group.encode() + b"\0" + topic.encode() + b"\0" + _U32.pack(partition)
+
+
+class EmbeddedLog:
+    """A durable partitioned log in one RocksDB database; one instance per path per process."""
+
+    _open_logs: dict[Path, "EmbeddedLog"] = {}
+    _open_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: str | Path) -> "EmbeddedLog":
+        """Return the process-wide log at ``path``, opening it on first use.
+
+        RocksDB allows one opener per directory, so an app restarted inside the same process
+        (tests do this) must get the already-open instance rather than a lock error.
+        """
+        resolved = Path(path).resolve()
+        with cls._open_lock:
+            log = cls._open_logs.get(resolved)
+            if log is None or log.closed:
+                log = cls(resolved)
+                cls._open_logs[resolved] = log
+            return log
+
+    def __init__(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        self.path = path
+        self.closed = False
+        self._db = Rdict(str(path), options=options)
+        self._topics: dict[str, TopicMeta] = {}
+        self._end: dict[tuple[str, int], int] = {}
+        self._start: dict[tuple[str, int], int] = {}
+        self._appended_since_compaction: dict[str, int] = {}
+        self._listeners: list = []
+        self._load()
+
+    def _load(self) -> None:
+        for raw_key, raw_meta in self._db.items(from_key=b"t"):
+            if not raw_key.startswith(b"t"):
+                break
+            meta = orjson.loads(raw_meta)
+            topic = raw_key[1:].decode()
+            self._topics[topic] = TopicMeta(meta["partitions"], meta["compacted"], meta["retention_ms"])
+            for partition in range(meta["partitions"]):
+                self._scan_bounds(topic, partition)
+
+    def _scan_bounds(self, topic: str, partition: int) -> None:
+        """Set a partition's start and end offsets from what is on disk.
+
+        The end offset never moves back: when retention has emptied a partition, the stored
+        start marker (``s`` + partition) remembers where the next offset begins.
+        """
+        prefix = _partition_prefix(topic, partition)
+        first, last = self._first_last(prefix)
+        stored = self._db.get(b"s" + prefix[1:])
+        floor = 0 if stored is None else _U64.unpack(stored)[0]
+        tp = (topic, partition)
+        self._end[tp] = max(floor, 0 if last is None else last + 1, self._end.get(tp, 0))
+        self._start[tp] = max(floor, self._end[tp] if first is None else first)
+
+    def _first_last(self, prefix: bytes) -> tuple[int | None, int | None]:
+        it = self._db.iter()
+        it.seek(prefix)
+        if not (it.valid() and it.key().startswith(prefix)):
+            return None, None
+        first = _U64.unpack(it.key()[len(prefix):])[0]
+        it.seek_for_prev(prefix + b"\xff" * 8)
+        return first, _U64.unpack(it.key()[len(prefix):])[0]
+
+    # -- topics ------------------------------------------------------------------------------
+
+    def create_topic(self, topic: str, partitions: int, *, compacted: bool = False,
+                     retention_ms: int | None = DEFAULT_RETENTION_MS) -> TopicMeta:
+        """Create a topic if it does not exist; an existing topic keeps its partition count."""
+        existing = self._topics.get(topic)
+        if existing is not None:
+            return existing
+        meta = TopicMeta(partitions, compacted, None if compacted else retention_ms)
+        self._db[b"t" + topic.encode()] = orjson.dumps(
+            {"partitions": meta.partitions, "compacted": meta.compacted,
+             "retention_ms": meta.retention_ms})
+        self._topics[topic] = meta
+        for partition in range(partitions):
+            self._end[(topic, partition)] = 0
+            self._start[(topic, partition)] = 0
+        return meta
+
+    def topic(self, topic: str) -> TopicMeta | None:
+        return self._topics.get(topic)
+
+    def topics(self) -> dict[str, TopicMeta]:
+        return dict(self._topics)
+
+    # -- producing ---------------------------------------------------------------------------
+
+    def append(self, topic: str, partition: int, key: bytes | None, value: bytes | None,
+               timestamp_ms: int | None = None,
+               headers: Sequence[tuple[str, bytes]] = ()) -> tuple[int, int]:
+        """Append one record; returns (offset, timestamp_ms)."""
+        return self.append_many(topic, partition, [(key, value, timestamp_ms, headers)])[0]
+
+    def append_many(self, topic: str, partition: int,
+                    records: Sequence[tuple[bytes | None, bytes | None, int | None,
+                                            Sequence[tuple[str, bytes]]]]) -> list[tuple[int, int]]:
+        """Append records to one partition in one RocksDB write batch."""
+        meta = self._topics.get(topic)
+        if meta is None:
+            raise KeyError(f"unknown topic {topic!r}")
+        if not 0 <= partition < meta.partitions:
+            raise ValueError(f"topic {topic!r} has no partition {partition}")
+        tp = (topic, partition)
+        prefix = _partition_prefix(topic, partition)
+        offset = self._end[tp]
+        now_ms = int(time.time() * 1000)
+        batch = WriteBatch(raw_mode=True)
+        written = []
+        for key, value, timestamp_ms, headers in records:
+            ts = now_ms if timestamp_ms is None else timestamp_ms
+            batch.put(prefix + _U64.pack(offset), encode_record(ts, key, value, headers))
+            written.append((offset, ts))
+            offset += 1
+        self._db.write(batch)
+        self._end[tp] = offset
+        self._appended_since_compaction[topic] = (
+            self._appended_since_compaction.get(topic, 0) + len(records))
+        for listener in self._listeners:
+            listener()
+        return written
+
+    def add_listener(self, callback) -> None:
+        """Call ``callback()`` after every append (consumers use it to wake up)."""
+        self._listeners.append(callback)
+
+    def remove_listener(self, callback) -> None:
+        if callback in self._listeners:
+            self._listeners.remove(callback)
+
+    # -- consuming ---------------------------------------------------------------------------
+
+    def read(self, topic: str, partition: int, offset: int, max_records: int) -> list[LogRecord]:
+        """Records at or after ``offset`` (gaps left by compaction are skipped)."""
+        tp = (topic, partition)
+        end = self._end.get(tp, 0)
+        if offset >= end:
+            return []
+        prefix = _partition_prefix(topic, partition)
+        plen = len(prefix)
+        out: list[LogRecord] = []
+        for raw_key, raw in self._db.items(from_key=prefix + _U64.pack(max(offset, 0))):
+            if not raw_key.startswith(prefix):
+                break
+            out.append(decode_record(topic, partition, _U64.unpack(raw_key[plen:])[0], raw))
+            if len(out) >= max_records:
+                break
+        return out
+
+    def end_offset(self, topic: str, partition: int) -> int:
+        """The high-water mark: the offset the next record will get."""
+        return self._end.get((topic, partition), 0)
+
+    def start_offset(self, topic: str, partition: int) -> int:
+        """The earliest offset still readable."""
+        return self._start.get((topic, partition), 0)
+
+    # -- consumer groups ---------------------------------------------------------------------
+
+    def commit(self, group: str, offsets: dict[tuple[str, int], int]) -> None:
+        batch = WriteBatch(raw_mode=True)
+        for (topic, partition), offset in offsets.items():
+            batch.put(_commit_key(group, topic, partition), _U64.pack(offset))
+        self._db.write(batch)
+
+    def committed(self, group: str, topic: str, partition: int) -> int | None:
+        raw = self._db.get(_commit_key(group, topic, partition))
+        return None if raw is None else _U64.unpack(raw)[0]
+
+    # -- bounded disk ------------------------------------------------------------------------
+
+    def compact(self, topic: str) -> int:
+        """Keep only the newest record per key in every partition; returns records removed."""
+        meta = self._topics[topic]
+        removed = 0
+        for partition in range(meta.partitions):
+            prefix = _partition_prefix(topic, partition)
+            newest: dict[bytes | None, bytes] = {}
+            stale: list[bytes] = []
+            for raw_key, raw in self._db.items(from_key=prefix):
+                if not raw_key.startswith(prefix):
+                    break
+                record_key = decode_record(topic, partition, 0, raw).key
+                previous = newest.get(record_key)
+                if previous is not None:
+                    stale.append(previous)
+                newest[record_key] = raw_key
+            if stale:
+                batch = WriteBatch(raw_mode=True)
+                for raw_key in stale:
+                    batch.delete(raw_key)
+                self._db.write(batch)
+                removed += len(stale)
+            self._scan_bounds(topic, partition)
+        self._appended_since_compaction[topic] = 0
+        return removed
+
+    def apply_retention(self, topic: str, now_ms: int | None = None) -> int:
+        """Drop records older than the topic's retention; returns records removed."""
+        meta = self._topics[topic]
+        if meta.retention_ms is None:
+            return 0
+        cutoff = (int(time.time() * 1000) if now_ms is None else now_ms) - meta.retention_ms
+        removed = 0
+        for partition in range(meta.partitions):
+            prefix = _partition_prefix(topic, partition)
+            expired: list[bytes] = []
+            for raw_key, raw in self._db.items(from_key=prefix):
+                if not raw_key.startswith(prefix):
+                    break
+                if _RECORD_HEAD.unpack_from(raw, 0)[0] >= cutoff:
+                    break
+                expired.append(raw_key)
+            if expired:
+                batch = WriteBatch(raw_mode=True)
+                for raw_key in expired:
+                    batch.delete(raw_key)
+                last = _U64.unpack(expired[-1][len(prefix):])[0]
+                batch.put(b"s" + prefix[1:], _U64.pack(last + 1))
+                self._db.write(batch)
+                removed += len(expired)
+            self._scan_bounds(topic, partition)
+        return removed
+
+    def maintain(self, now_ms: int | None = None) -> int:
+        """Compact changelogs that have grown and apply retention elsewhere (periodic task).
+
+        A compacted topic is rewritten once the records appended since its last compaction
+        reach ``compaction_min_records``, so the work per append stays constant on average.
+        """
+        removed = 0
+        for topic, meta in list(self._topics.items()):
+            if meta.compacted:
+                if self._appended_since_compaction.get(topic, 0) >= self.compaction_min_records:
+                    removed += self.compact(topic)
+            else:
+                removed += self.apply_retention(topic, now_ms)
+        return removed
+
+    compaction_min_records = 10_000
+
+    def record_count(self, topic: str) -> int:
+        """Records physically kept for ``topic`` (tests and metrics)."""
+        meta = self._topics[topic]
+        count = 0
+        for partition in range(meta.partitions):
+            prefix = _partition_prefix(topic, partition)
+            for raw_key in self._db.keys(from_key=prefix):
+                if not raw_key.startswith(prefix):
+                    break
+                count += 1
+        return count
+
+    def flush(self) -> None:
+        self._db.flush()
+
+    def close(self) -> None:
+        if not self.closed:
+            self._db.close()
+            self.closed = True
+            with self._open_lock:
+                if self._open_logs.get(self.path) is self:
+                    del self._open_logs[self.path]

