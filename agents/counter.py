@@ -18,14 +18,16 @@ from agents.topics import CHANGELOG_CONFIGS, events_topic
 
 def register(app: faust.App) -> None:
     events = events_topic(app)
-    counts = app.Table("member-counts", default=None, key_type=str, value_type=bytes,
+    # key_type=bytes makes the table's key serializer raw: the changelog key and the routing
+    # hash are the member id's utf-8 bytes, exactly as on the events topic.
+    counts = app.Table("member-counts", default=None, key_type=bytes, value_type=bytes,
                        extra_topic_configs=CHANGELOG_CONFIGS)
     app.tillstream_counts = counts
 
     @app.agent(events, name="count-events")
     async def count_events(stream):
         async for event in stream.events():
-            member = event.key.decode() if isinstance(event.key, bytes) else str(event.key)
+            member = event.key
             offset = event.message.offset
             raw_row = counts.get(member)
             row = orjson.loads(raw_row) if raw_row else {"count": 0, "amount": 0.0, "offset": -1}
@@ -42,7 +44,7 @@ def register(app: faust.App) -> None:
     class CounterView(View):
         @app.table_route(table=counts, match_info="member")
         async def get(self, request: Request, member: str) -> Response:
-            raw_row = counts.get(member)
+            raw_row = counts.get(member.encode())
             if raw_row is None:
                 return self.json({"error": {"code": "not_found", "message": f"no member {member}"}},
                                  status=404)

@@ -74,7 +74,7 @@ class WorkerProcess:
         self.log_path = data_dir.parent / f"{data_dir.name}-worker-{self.port}.log"
         self.env = dict(os.environ, TILLSTREAM_BROKER=broker, TILLSTREAM_APP_ID=app_id,
                         TILLSTREAM_DATA_DIR=str(data_dir), TILLSTREAM_WEB_PORT=str(self.port),
-                        TILLSTREAM_PARTITIONS=str(partitions), TILLSTREAM_LOGLEVEL="warning",
+                        TILLSTREAM_PARTITIONS=str(partitions), TILLSTREAM_LOGLEVEL=os.environ.get("TEST_WORKER_LOGLEVEL", "warning"),
                         TILLSTREAM_FAUST_OPTIONS=json.dumps(faust_options or {}))
         self.process: subprocess.Popen | None = None
 
