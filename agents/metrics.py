@@ -1,0 +1,35 @@
+"""Prometheus metrics of a worker, in one registry, all with low-cardinality labels only.
+
+No member, transaction, till or event ids are ever used as label values.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+EVENTS = Counter("tillstream_events_total", "Input events processed",
+                 ["type", "outcome"], registry=REGISTRY)
+EVENT_TO_EFFECT = Histogram(
+    "tillstream_event_to_effect_seconds",
+    "Time from an event's append to the log to its effects being produced",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY)
+SCENARIO_EXECUTIONS = Counter("tillstream_scenario_executions_total",
+                              "Scenario executions", ["scenario"], registry=REGISTRY)
+ACTIONS = Counter("tillstream_actions_total", "Scenario actions executed", ["type"],
+                  registry=REGISTRY)
+DLQ = Counter("tillstream_dlq_records_total", "Records sent to the DLQ", ["reason"],
+              registry=REGISTRY)
+OUTBOX_DELIVERIES = Counter("tillstream_outbox_deliveries_total",
+                            "Outbox deliveries by channel and outcome",
+                            ["channel", "outcome"], registry=REGISTRY)
+CONSUMER_LAG = Gauge("tillstream_consumer_lag", "Records not yet processed",
+                     ["topic", "partition"], registry=REGISTRY)
+MEMBERS = Gauge("tillstream_members", "Members in the member table", ["partition"],
+                registry=REGISTRY)
+HTTP_REQUESTS = Counter("tillstream_http_requests_total", "HTTP requests",
+                        ["route", "method", "status"], registry=REGISTRY)
+HTTP_LATENCY = Histogram("tillstream_http_request_seconds", "HTTP request latency",
+                         ["route", "method"], registry=REGISTRY)
