@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     env = Settings.from_env()
     settings = Settings(broker=args.broker, data_dir=args.data_dir, web_host=args.web_host,
                         web_port=args.web_port, partitions=args.partitions,
-                        app_id=env.app_id, faust_options=env.faust_options)
+                        app_id=env.app_id, faust_options=env.faust_options,
+                        tokens=env.tokens, test_clock=env.test_clock)
     run_worker(settings, loglevel=args.loglevel)
 
 
@@ -44,8 +45,12 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     from faust.worker import Worker
 
     from agents.app import create_app
+    from api.auth import AuthConfigError
 
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except AuthConfigError as exc:
+        sys.exit(f"tillstream: {exc}")
     worker = Worker(app, loglevel=loglevel)
     worker.execute_from_commandline()
 

@@ -21,6 +21,10 @@ class Settings:
     web_port: int = 6066
     partitions: int = 4
     app_id: str = "tillstream"
+    #: ``role:token,...`` (TILLSTREAM_TOKENS); never printed.
+    tokens: str = field(default="", repr=False)
+    #: Lets tests move the worker's clock forward (POST /v1/admin/clock); never in production.
+    test_clock: bool = False
     #: Extra faust settings (tests lower Kafka timeouts and batch sizes through this).
     faust_options: dict = field(default_factory=dict)
 
@@ -40,4 +44,6 @@ class Settings:
             partitions=int(env.get("TILLSTREAM_PARTITIONS", defaults.partitions)),
             app_id=env.get("TILLSTREAM_APP_ID", defaults.app_id),
             faust_options=orjson.loads(env.get("TILLSTREAM_FAUST_OPTIONS", "{}")),
+            tokens=env.get("TILLSTREAM_TOKENS", ""),
+            test_clock=env.get("TILLSTREAM_TEST_CLOCK", "") == "1",
         )
