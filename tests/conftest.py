@@ -36,13 +36,16 @@ def worker_factory(tmp_path, request):
     workers: list[WorkerProcess] = []
     app_id = f"ts-{uuid.uuid4().hex[:8]}"
 
-    def make(mode: str = "embedded", name: str = "w1", partitions: int = 4) -> WorkerProcess:
+    def make(mode: str = "embedded", name: str = "w1", partitions: int = 4,
+             env: dict[str, str] | None = None) -> WorkerProcess:
         if mode == "kafka":
             broker = request.getfixturevalue("tansu")
             worker = WorkerProcess(tmp_path / name, broker=broker.url, app_id=app_id,
-                                   partitions=partitions, faust_options=TANSU_FAUST_OPTIONS)
+                                   partitions=partitions, faust_options=TANSU_FAUST_OPTIONS,
+                                   extra_env=env)
         else:
-            worker = WorkerProcess(tmp_path / name, app_id=app_id, partitions=partitions)
+            worker = WorkerProcess(tmp_path / name, app_id=app_id, partitions=partitions,
+                                   extra_env=env)
         workers.append(worker)
         return worker
 

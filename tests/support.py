@@ -34,19 +34,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def http(method: str, url: str, body=None, timeout: float = 10.0) -> tuple[int, dict]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+def http(method: str, url: str, body=None, timeout: float = 10.0,
+         token: str | None = None, raw: bytes | None = None) -> tuple[int, dict]:
+    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read() or b"null")
+            return response.status, _decode(response.read())
     except urllib.error.HTTPError as error:
-        raw = error.read()
-        try:
-            return error.code, json.loads(raw)
-        except ValueError:
-            return error.code, {"raw": raw.decode(errors="replace")}
+        return error.code, _decode(error.read())
+
+
+def _decode(raw: bytes):
+    """JSON bodies as data; anything else (e.g. Prometheus text) as ``{"raw": text}``."""
+    try:
+        return json.loads(raw or b"null")
+    except ValueError:
+        return {"raw": raw.decode(errors="replace")}
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.2, message: str = "condition"):
@@ -67,7 +74,8 @@ class WorkerProcess:
     """A ``tillstream worker`` subprocess on a free port, with its own data directory."""
 
     def __init__(self, data_dir: Path, broker: str = "embedded://", app_id: str = "tillstream",
-                 partitions: int = 4, faust_options: dict | None = None, port: int | None = None):
+                 partitions: int = 4, faust_options: dict | None = None, port: int | None = None,
+                 extra_env: dict[str, str] | None = None):
         self.data_dir = data_dir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -75,7 +83,8 @@ class WorkerProcess:
         self.env = dict(os.environ, TILLSTREAM_BROKER=broker, TILLSTREAM_APP_ID=app_id,
                         TILLSTREAM_DATA_DIR=str(data_dir), TILLSTREAM_WEB_PORT=str(self.port),
                         TILLSTREAM_PARTITIONS=str(partitions), TILLSTREAM_LOGLEVEL=os.environ.get("TEST_WORKER_LOGLEVEL", "warning"),
-                        TILLSTREAM_FAUST_OPTIONS=json.dumps(faust_options or {}))
+                        TILLSTREAM_FAUST_OPTIONS=json.dumps(faust_options or {}),
+                        **(extra_env or {}))
         self.process: subprocess.Popen | None = None
 
     def start(self, ready_timeout: float = 60.0) -> "WorkerProcess":
@@ -115,11 +124,17 @@ class WorkerProcess:
         except FileNotFoundError:
             return ""
 
-    def get(self, path: str):
-        return http("GET", self.url + path)
+    def get(self, path: str, token: str | None = None):
+        return http("GET", self.url + path, token=token)
 
-    def post(self, path: str, body):
-        return http("POST", self.url + path, body)
+    def post(self, path: str, body, token: str | None = None):
+        return http("POST", self.url + path, body, token=token)
+
+    def put(self, path: str, body, token: str | None = None):
+        return http("PUT", self.url + path, body, token=token)
+
+    def delete(self, path: str, token: str | None = None):
+        return http("DELETE", self.url + path, token=token)
 
 
 class TansuBroker:
