@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import faust
 
-from agents import counter, embedded_transport
+from agents import (analytics, counter, embedded_transport, fanout, member_agent,
+                    outbox_delivery, scenario_history, side_agents, timer_ticker)
+from agents.clock import Clock
 from agents.settings import Settings
-from api import health, metrics
+from api import admin, events, fire, health, members, metrics, openapi, test_clock
+from api import analytics as analytics_api
 from api.auth import check_open_api_allowed, parse_tokens
 from api.middleware import build_middlewares
+from engine.program import compile_program
+from tables.config import ConfigReplica
 
 #: Largest accepted request body (a full batch of 1000 events fits comfortably).
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
@@ -38,7 +43,34 @@ def create_app(settings: Settings) -> faust.App:
     options.update(settings.faust_options)
     app = faust.App(settings.app_id, **options)
     app.tillstream_settings = settings
-    health.register(app)
-    metrics.register(app)
-    counter.register(app)
+    if settings.pipeline == "minimal":
+        counter.register(app)
+        health.register(app)
+        metrics.register(app)
+        return app
+    clock = Clock()
+
+    config = ConfigReplica(app, compile_program)
+    app.task(config.run)
+    processor = member_agent.register(app, config, clock)
+    topics = processor.topics
+    outbox_delivery.register(app, settings, outbox_topic=topics.outbox,
+                             events_topic=topics.events, clock=clock)
+    side_agents.register(app, topics, config)
+    scenario_history.register(app, topics.executions)
+    _, aggregates = analytics.register(app)
+    timer_ticker.register(app, processor.tables.timers, topics.events, clock)
+    fanout_topic = fanout.register(app, processor.tables.members, topics.events, clock)
+
+    health.register(app, ready_when=config.caught_up)
+    metrics.register(app, samplers=[lambda: metrics.sample_member_table(
+        processor.tables.members)])
+    events.register(app, topics.events, clock)
+    members.register(app, processor)
+    admin.register(app, config)
+    fire.register(app, config, topics.events, fanout_topic, topics.side["pools"], clock)
+    analytics_api.register(app, aggregates, clock)
+    openapi.register(app)
+    if settings.test_clock:
+        test_clock.register(app, clock)
     return app

@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings(broker=args.broker, data_dir=args.data_dir, web_host=args.web_host,
                         web_port=args.web_port, partitions=args.partitions,
                         app_id=env.app_id, faust_options=env.faust_options,
-                        tokens=env.tokens, test_clock=env.test_clock)
+                        tokens=env.tokens, test_clock=env.test_clock,
+                        pipeline=env.pipeline)
     run_worker(settings, loglevel=args.loglevel)
 
 

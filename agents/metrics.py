@@ -18,6 +18,8 @@ EVENT_TO_EFFECT = Histogram(
     registry=REGISTRY)
 SCENARIO_EXECUTIONS = Counter("tillstream_scenario_executions_total",
                               "Scenario executions", ["scenario"], registry=REGISTRY)
+CHAIN_CUTS = Counter("tillstream_scenario_chain_cuts_total",
+                     "Scenario chains stopped by the program's chain depth", registry=REGISTRY)
 ACTIONS = Counter("tillstream_actions_total", "Scenario actions executed", ["type"],
                   registry=REGISTRY)
 DLQ = Counter("tillstream_dlq_records_total", "Records sent to the DLQ", ["reason"],
@@ -27,7 +29,9 @@ OUTBOX_DELIVERIES = Counter("tillstream_outbox_deliveries_total",
                             ["channel", "outcome"], registry=REGISTRY)
 CONSUMER_LAG = Gauge("tillstream_consumer_lag", "Records not yet processed",
                      ["topic", "partition"], registry=REGISTRY)
-MEMBERS = Gauge("tillstream_members", "Members in the member table", ["partition"],
+MEMBERS = Gauge("tillstream_member_table_keys",
+                "Keys in the member table per partition (members and their list pages; "
+                "RocksDB estimate)", ["partition"],
                 registry=REGISTRY)
 HTTP_REQUESTS = Counter("tillstream_http_requests_total", "HTTP requests",
                         ["route", "method", "status"], registry=REGISTRY)

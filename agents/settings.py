@@ -25,6 +25,9 @@ class Settings:
     tokens: str = field(default="", repr=False)
     #: Lets tests move the worker's clock forward (POST /v1/admin/clock); never in production.
     test_clock: bool = False
+    #: ``loyalty`` (the member agent and everything around it) or ``minimal`` (the counter
+    #: agent that proves the plumbing; benchmarks compare it with peer engines).
+    pipeline: str = "loyalty"
     #: Extra faust settings (tests lower Kafka timeouts and batch sizes through this).
     faust_options: dict = field(default_factory=dict)
 
@@ -46,4 +49,5 @@ class Settings:
             faust_options=orjson.loads(env.get("TILLSTREAM_FAUST_OPTIONS", "{}")),
             tokens=env.get("TILLSTREAM_TOKENS", ""),
             test_clock=env.get("TILLSTREAM_TEST_CLOCK", "") == "1",
+            pipeline=env.get("TILLSTREAM_PIPELINE", defaults.pipeline),
         )

@@ -7,7 +7,7 @@ from aiohttp import web
 from faust.web import Request, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from agents.metrics import CONSUMER_LAG, REGISTRY
+from agents.metrics import CONSUMER_LAG, MEMBERS, REGISTRY
 
 
 def sample_consumer_lag(app: faust.App) -> None:
@@ -23,6 +23,12 @@ def sample_consumer_lag(app: faust.App) -> None:
         consumed = 0 if read is None else read + 1
         CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(
             max(0, highwater - consumed))
+
+
+def sample_member_table(members) -> None:
+    MEMBERS.clear()
+    for partition, keys in members.keys_per_partition().items():
+        MEMBERS.labels(partition=str(partition)).set(keys)
 
 
 def register(app: faust.App, samplers=()) -> None:

@@ -171,3 +171,77 @@ class TansuBroker:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+
+
+class LoyaltyClient:
+    """Drives a worker through the public API the way a retailer's systems would."""
+
+    def __init__(self, worker: WorkerProcess, token: str | None = None) -> None:
+        self.worker = worker
+        self.token = token
+
+    def configure(self, program: dict | None = None, **collections: dict[str, dict]) -> None:
+        """PUT the program settings, then each collection (tiers, segments, triggers, rewards,
+        promo-pools, goals, scenarios — in an order that satisfies references)."""
+        if program is not None:
+            status, body = self.worker.put("/v1/program", program, token=self.token)
+            assert status == 200, body
+        order = ("tiers", "segments", "triggers", "rewards", "promo_pools", "goals", "scenarios")
+        for kind in order:
+            for object_id, document in collections.pop(kind, {}).items():
+                path = kind.replace("_", "-")
+                status, body = self.worker.put(f"/v1/{path}/{object_id}", document,
+                                               token=self.token)
+                assert status == 200, body
+        assert not collections, f"unknown collections {sorted(collections)}"
+
+    def send(self, event: dict) -> None:
+        self.send_many([event])
+
+    def send_many(self, events: list[dict]) -> None:
+        for start in range(0, len(events), 1000):
+            status, body = self.worker.post("/v1/events", {"events": events[start:start + 1000]},
+                                            token=self.token)
+            assert status == 202, body
+
+    def join(self, member: str, profile: dict | None = None, referrer: str | None = None,
+             time: str | None = None) -> None:
+        data: dict = {"profile": profile or {}, "channel": "app"}
+        if referrer:
+            data["referrer"] = referrer
+        event = {"id": f"join-{member}", "type": "member.joined", "member": member, "data": data}
+        if time:
+            event["time"] = time
+        self.send(event)
+
+    def member(self, member: str) -> dict:
+        status, body = self.worker.get(f"/v1/members/{member}", token=self.token)
+        assert status == 200, body
+        return body
+
+    def wait_member(self, member: str, predicate, timeout: float = 20.0) -> dict:
+        def check():
+            status, body = self.worker.get(f"/v1/members/{member}", token=self.token)
+            return body if status == 200 and predicate(body) else None
+        return wait_until(check, timeout, message=f"member {member}")
+
+    def ledger(self, member: str) -> list[dict]:
+        status, body = self.worker.get(f"/v1/members/{member}/ledger?limit=500",
+                                       token=self.token)
+        assert status == 200, body
+        return body["entries"]
+
+    def messages(self, member: str) -> list[dict]:
+        status, body = self.worker.get(f"/v1/members/{member}/messages?limit=500",
+                                       token=self.token)
+        assert status == 200, body
+        return body["messages"]
+
+    def wait_messages(self, member: str, count: int, timeout: float = 20.0) -> list[dict]:
+        return wait_until(lambda: (lambda m: m if len(m) >= count else None)(
+            self.messages(member)), timeout, message=f"{count} messages for {member}")
+
+    def advance_clock(self, seconds: float) -> None:
+        status, body = self.worker.post("/v1/admin/clock", {"advance": seconds},
+                                        token=self.token)
+        assert status == 200, body

@@ -1,0 +1,77 @@
+"""``GET /v1/analytics/brands/{brand}`` and ``GET /v1/analytics/brands/{brand}/{dimension}``:
+the aggregates of agents/analytics.py, answered by the worker owning the brand's partition.
+
+Dimensions: ``tier``, ``segment``, ``store``, ``till`` (metrics per value), ``till_hour``
+(purchases per till per hour of ``?date=YYYY-MM-DD``, default today) and ``active``
+(members whose latest activity falls in the last ``?days=`` days, default 30, per tier).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import faust
+from faust.web import Request, Response, View
+
+from agents.analytics import Aggregates, row_key
+from api.errors import error_response, json_response
+
+DIMENSIONS = ("tier", "segment", "store", "till", "till_hour", "active")
+METRICS = ("members", "points_issued", "points_redeemed", "points_expired", "revenue",
+           "purchases")
+
+
+def active_members(aggregates: Aggregates, brand: str, days: int, now: float) -> dict:
+    since = (datetime.fromtimestamp(now, timezone.utc) - timedelta(days=days - 1)).strftime(
+        "%Y-%m-%d")
+    per_tier: dict[str, int] = {}
+    for value, metrics in aggregates.row(row_key(brand, "last_active_day")).items():
+        tier, _, day = value.rpartition("|")
+        if day >= since:
+            per_tier[tier] = per_tier.get(tier, 0) + metrics.get("members", 0)
+    return {"days": days, "since": since, "members": sum(per_tier.values()),
+            "tiers": per_tier}
+
+
+def register(app: faust.App, aggregates: Aggregates, clock) -> None:
+    table = aggregates.table
+
+    @app.page("/v1/analytics/brands/{brand}")
+    class BrandSummaryView(View):
+        @app.table_route(table=table, match_info="brand")
+        async def get(self, request: Request, brand: str) -> Response:
+            totals = aggregates.row(row_key(brand, "brand")).get(brand, {})
+            summary = {metric: totals.get(metric, 0) for metric in METRICS}
+            summary["active_30d"] = active_members(aggregates, brand, 30, clock.now())["members"]
+            return json_response({"brand": brand, **summary})
+
+    @app.page("/v1/analytics/brands/{brand}/{dimension}")
+    class DimensionView(View):
+        @app.table_route(table=table, match_info="brand")
+        async def get(self, request: Request, brand: str, dimension: str) -> Response:
+            if dimension not in DIMENSIONS:
+                return error_response(404, "not_found", f"no analytics dimension {dimension!r}",
+                                      [{"field": "dimension",
+                                        "problem": f"one of {', '.join(DIMENSIONS)}"}])
+            if dimension == "active":
+                raw = request.query.get("days", "30")
+                if not raw.isdigit() or not 1 <= int(raw) <= 365:
+                    return error_response(400, "invalid_query", "invalid days",
+                                          [{"field": "days", "problem": "an integer 1..365"}])
+                return json_response({"brand": brand, **active_members(
+                    aggregates, brand, int(raw), clock.now())})
+            if dimension == "till_hour":
+                day = request.query.get("date") or datetime.fromtimestamp(
+                    clock.now(), timezone.utc).strftime("%Y-%m-%d")
+                try:
+                    datetime.strptime(day, "%Y-%m-%d")
+                except ValueError:
+                    return error_response(400, "invalid_query", "invalid date",
+                                          [{"field": "date", "problem": "must be YYYY-MM-DD"}])
+                tills: dict[str, dict[str, int]] = {}
+                for value, metrics in aggregates.row(row_key(brand, dimension, day)).items():
+                    till, _, hour = value.rpartition("|")
+                    tills.setdefault(till, {})[hour] = metrics.get("purchases", 0)
+                return json_response({"brand": brand, "date": day, "tills": tills})
+            values = aggregates.row(row_key(brand, dimension))
+            return json_response({"brand": brand, "dimension": dimension, "values": values})

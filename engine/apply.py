@@ -1,0 +1,485 @@
+"""The engine's one entry point: apply one event to one member's state under a program.
+
+``apply(state, event, program, now) -> Result(state, effects)`` is deterministic: rules reason
+with the event's own time (``now`` only stamps what has no time of its own), the input state is
+never modified (a clone is changed and returned), and an event id already applied to the
+member changes nothing. After the event's own rules, the member is reclassified (tier,
+``balance_exceeded``, segments) until nothing more changes, which lets a scenario's points move
+a member into a segment that fires another scenario — bounded by the chain depth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.context import Context, round_points
+from engine.effects import Message, Rejection, TimersChanged
+from engine.events import Event
+from engine.program import Program, in_brand
+from engine.points import debit, purchase_rate, record_purchase, reverse_return, standard_earn
+from engine.scenarios import fire, fire_configured
+from engine.state import SEEN_IDS, Facts, MemberState, day_key
+from engine.timers import next_due, on_timer, period_index
+
+#: Events that are the member's own operations (they count as activity).
+ACTIVITY_TYPES = frozenset({"member.joined", "member.activated", "member.profile_updated",
+                            "member.consent_changed", "purchase", "return", "visit",
+                            "web.activity", "points.added", "points.subtracted",
+                            "reward.ordered", "review.approved", "quiz.solved",
+                            "goal.donated"})
+#: Events that make sense for a member that does not exist yet.
+SILENT_WITHOUT_MEMBER = frozenset({"timer", "message.status", "promo.refused", "goal.reached",
+                                   "reward.refused"})
+
+
+@dataclass(slots=True)
+class Result:
+    state: MemberState | None
+    effects: list
+
+
+def apply(state: MemberState | None, event: Event, program: Program, now: float) -> Result:
+    original = state
+    if state is None:
+        if event.type != "member.joined":
+            if event.type in SILENT_WITHOUT_MEMBER:
+                return Result(None, [])
+            return _refused(None, "member_unknown", [{
+                "field": "member", "problem": f"no member {event.member!r}; the member must "
+                                             f"join first (member.joined)"}])
+        settings = program.settings(event.brand)
+        state = MemberState(id=event.member, brand=event.brand, joined=event.time)
+        ctx = Context(state, event, program, settings, now)
+        if not _join(ctx):
+            return Result(None, ctx.effects)
+    else:
+        if event.id in state.seen:
+            return Result(state, [])
+        ctx = Context(state.clone(), event, program, program.settings(state.brand), now)
+        if state.status != "active":
+            if event.type in ACTIVITY_TYPES:
+                ctx.reject("member_deleted", [{"field": "member",
+                                               "problem": "the member's account was deleted"}])
+            _remember(ctx)
+            return Result(ctx.state, ctx.effects)
+        handler = HANDLERS.get(event.type)
+        if handler is not None:
+            handler(ctx)
+    rejections = [e for e in ctx.effects if type(e) is Rejection]
+    if rejections:
+        # A refused event changes nothing, but is remembered so that a replay is not refused
+        # (and dead-lettered) a second time.
+        if original is None:
+            return Result(None, rejections)
+        ctx.state = original.clone()
+        _remember(ctx)
+        return Result(ctx.state, rejections)
+    if event.type in ACTIVITY_TYPES:
+        ctx.state.last_activity = max(ctx.state.last_activity or event.time, event.time)
+        ctx.dirty.add("days_since_activity")
+    _settle(ctx)
+    _remember(ctx)
+    due = next_due(ctx)
+    if due != ctx.state.due:
+        ctx.state.due = due
+        ctx.effects.append(TimersChanged(due=tuple((t, kind) for t, kind in due)))
+    return Result(ctx.state, ctx.effects)
+
+
+def _refused(state: MemberState | None, reason: str, details: list) -> Result:
+    return Result(state, [Rejection(reason=reason, details=details)])
+
+
+def _remember(ctx: Context) -> None:
+    seen = ctx.state.seen
+    seen.append(ctx.event.id)
+    if len(seen) > SEEN_IDS:
+        del seen[: len(seen) - SEEN_IDS]
+
+
+# -- after every event: tier, balance thresholds, segments, referral condition -------------------
+
+def _settle(ctx: Context) -> None:
+    for _ in range(ctx.settings.chain_depth + 1):
+        before = len(ctx.effects)
+        dirty = ctx.dirty
+        ctx.dirty = set()
+        _classify_tier(ctx)
+        if "balance" in dirty:
+            _balance_exceeded(ctx)
+        _segments(ctx, dirty)
+        if len(ctx.effects) == before and not ctx.dirty:
+            break
+    _referral_condition(ctx)
+
+
+def _classify_tier(ctx: Context) -> None:
+    state = ctx.state
+    tiers = [t for t in ctx.program.tiers if in_brand(t, state.brand)]
+    if not tiers and state.tier is None:
+        return
+    facts = Facts(state, ctx.at)
+    earned = next((t for t in tiers if facts.get(t.metric, 0) >= t.min), None)
+    manual = next((t for t in tiers if t.id == state.tier_manual), None)
+    chosen = earned if manual is None or (earned is not None and earned.rank > manual.rank) \
+        else manual
+    new = None if chosen is None else chosen.id
+    if new == state.tier:
+        return
+    old = state.tier
+    state.tier = new
+    ctx.dirty.add("tier")
+    fire_configured(ctx, "tier_changed",
+                    lambda t: t.params.get("from") in (None, old)
+                    and t.params.get("to") in (None, new),
+                    {"from": old, "to": new})
+
+
+def _balance_exceeded(ctx: Context) -> None:
+    state = ctx.state
+    for trigger in ctx.program.triggers_by_type.get("balance_exceeded", ()):
+        if trigger.id in state.exceeded or not in_brand(trigger, state.brand):
+            continue
+        if state.balance >= trigger.params["points"]:
+            state.exceeded = [*state.exceeded, trigger.id]
+            fire(ctx, trigger.id)
+
+
+def _segments(ctx: Context, dirty: set) -> None:
+    program = ctx.program
+    if not program.segments:
+        return
+    candidates = {s.id: s for s in program.time_dependent_segments}
+    for name in dirty:
+        for segment in program.segments_by_field.get(name, ()):
+            candidates[segment.id] = segment
+    if not candidates:
+        return
+    state = ctx.state
+    facts = Facts(state, ctx.at)
+    current = set(state.segments)
+    entered, left = [], []
+    for segment_id, segment in sorted(candidates.items()):
+        inside = (state.status == "active" and in_brand(segment, state.brand)
+                  and segment.matches(facts))
+        if inside and segment_id not in current:
+            entered.append(segment_id)
+        elif not inside and segment_id in current:
+            left.append(segment_id)
+    if not entered and not left:
+        return
+    state.segments = sorted((current | set(entered)) - set(left))
+    for segment_id in entered:
+        fire_configured(ctx, "segment_entered", lambda t: t.params["segment"] == segment_id)
+    for segment_id in left:
+        fire_configured(ctx, "segment_left", lambda t: t.params["segment"] == segment_id)
+
+
+def _referral_condition(ctx: Context) -> None:
+    state = ctx.state
+    if state.referrer is None or state.qualify_sent:
+        return
+    settings = ctx.settings
+    met = ((settings.qualify_spend is not None and state.spend_total >= settings.qualify_spend)
+           or (settings.qualify_points is not None
+               and state.points_earned_total >= settings.qualify_points))
+    if met:
+        state.qualify_sent = True
+        ctx.send("events", state.referrer, "referral.qualified", {"referred": state.id},
+                 suffix="referral.qualified")
+
+
+# -- handlers, one per event type --------------------------------------------------------------
+
+def _join(ctx: Context) -> bool:
+    state, data = ctx.state, ctx.event.data
+    profile = dict(data.get("profile") or {})
+    problems = ctx.program.blacklisted(state.brand, profile)
+    if problems:
+        ctx.reject("blacklisted", problems)
+        return False
+    state.profile = profile
+    state.channel = data.get("channel")
+    if data.get("card"):
+        state.cards = [data["card"]]
+    ctx.dirty.update(f"profile.{k}" for k in profile)
+    ctx.dirty.update(("balance", "tier", "brand", "status"))
+    referrer = data.get("referrer")
+    if referrer and referrer != state.id:
+        state.referrer = referrer
+        ctx.send("events", referrer, "referral.made", {"referred": state.id},
+                 suffix="referral.made")
+    fire(ctx, "member.joined")
+    if state.referrer:
+        fire(ctx, "referral.registered")
+    _profile_completed(ctx, {}, profile)
+    return True
+
+
+def _profile_completed(ctx: Context, before: dict, after: dict) -> None:
+    def filled(profile: dict, fields: list) -> bool:
+        return all(profile.get(f) not in (None, "") for f in fields)
+    fire_configured(ctx, "profile_completed",
+                    lambda t: filled(after, t.params["fields"])
+                    and not filled(before, t.params["fields"]))
+
+
+def _profile_updated(ctx: Context) -> None:
+    state = ctx.state
+    changes = ctx.event.data["profile"]
+    problems = ctx.program.blacklisted(state.brand, changes)
+    if problems:
+        ctx.reject("blacklisted", problems)
+        return
+    before = state.profile
+    after = dict(before)
+    for key, value in changes.items():
+        if value is None:
+            after.pop(key, None)
+        else:
+            after[key] = value
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    if not changed:
+        return
+    state.profile = after
+    ctx.dirty.update(f"profile.{k}" for k in changed)
+    fire_configured(ctx, "profile_edited",
+                    lambda t: any(f in changed for f in t.params["fields"]),
+                    {"changed": changed})
+    _profile_completed(ctx, before, after)
+
+
+def _activated(ctx: Context) -> None:
+    if not ctx.state.activated:
+        ctx.state.activated = True
+        fire(ctx, "member.activated")
+
+
+def _consent(ctx: Context) -> None:
+    state, data = ctx.state, ctx.event.data
+    name, status = data["consent"], data["status"]
+    previous = state.consents.get(name, "undetermined")
+    if previous == status:
+        return
+    state.consents = {**state.consents, name: status}
+    ctx.dirty.add(f"consents.{name}")
+    if status == "granted":
+        fire_configured(ctx, "consent_granted", lambda t: t.params["consent"] == name)
+
+
+def _standard_add(ctx: Context, points: int, tx: str | None) -> None:
+    reached = standard_earn(ctx, "earn", points, tx)
+    if points > 0:
+        fire(ctx, "points.standard_added",
+             {"standard_points": points, "transaction": tx, "pending": not reached})
+
+
+def _purchase(ctx: Context) -> None:
+    data = ctx.event.data
+    tx, amount = data["transaction"], float(data["amount"])
+    if tx in ctx.state.transactions:
+        ctx.reject("duplicate_transaction", [{"field": "data.transaction",
+                                              "problem": f"transaction {tx!r} was already "
+                                                         f"recorded for this member"}])
+        return
+    record_purchase(ctx, tx, amount)
+    points = round_points(amount * purchase_rate(ctx), ctx.settings.rounding)
+    _standard_add(ctx, points, tx)
+
+
+def _return(ctx: Context) -> None:
+    data = ctx.event.data
+    reverse_return(ctx, data["transaction"], float(data["amount"]))
+
+
+def _visit(ctx: Context) -> None:
+    state = ctx.state
+    key = day_key(ctx.at)
+    state.visit_days[key] = state.visit_days.get(key, 0) + 1
+    ctx.dirty.add("visits_30d")
+    period = period_index(ctx.at, ctx.settings.streak_period, ctx.settings.timezone)
+    last = state.streak_period
+    if last is None or period > last + 1:
+        state.streak_current = 1
+    elif period == last + 1:
+        state.streak_current += 1
+    else:
+        period = last  # the same period, or a late visit of an earlier one
+    if period != last:
+        state.streak_period = period
+        state.streak_best = max(state.streak_best, state.streak_current)
+        ctx.dirty.add("streak")
+        current = state.streak_current
+        fire_configured(ctx, "visits_in_row", lambda t: t.params["count"] == current)
+    _standard_add(ctx, ctx.settings.visit_points, None)
+
+
+def _web_activity(ctx: Context) -> None:
+    action = ctx.event.data["action"]
+    ctx.state.web = {**ctx.state.web, action: ctx.state.web.get(action, 0) + 1}
+    fire(ctx, "web.activity", {"action": action})
+
+
+def _points_added(ctx: Context) -> None:
+    _standard_add(ctx, int(ctx.event.data["points"]), None)
+
+
+def _points_subtracted(ctx: Context) -> None:
+    points = int(ctx.event.data["points"])
+    if points > ctx.state.balance:
+        ctx.reject("insufficient_points", [{"field": "data.points",
+                                            "problem": f"the balance is {ctx.state.balance}, "
+                                                       f"cannot subtract {points}"}])
+        return
+    debit(ctx, "spend", points)
+    fire(ctx, "points.standard_subtracted", {"standard_points": -points})
+
+
+def _reward_ordered(ctx: Context) -> None:
+    reward_id = ctx.event.data["reward"]
+    reward = ctx.program.rewards.get(reward_id)
+    if reward is None or (reward.get("brands") and ctx.state.brand not in reward["brands"]):
+        ctx.reject("unknown_reward", [{"field": "data.reward",
+                                       "problem": f"no reward {reward_id!r} for this brand"}])
+        return
+    price = int(reward["points"])
+    if price > ctx.state.balance:
+        ctx.reject("insufficient_points", [{"field": "data.reward",
+                                            "problem": f"costs {price} points, the balance is "
+                                                       f"{ctx.state.balance}"}])
+        return
+    order = ctx.event.id
+    ctx.state.orders = {**ctx.state.orders, order: [reward_id, price, reward["kind"]]}
+    ctx.send("rewards", reward_id, "reward.reserve",
+             {"order": order, "reward": reward_id, "points": price, "member": ctx.state.id},
+             suffix="reserve", member=ctx.state.id)
+    fire_configured(ctx, "reward_ordered", lambda t: t.params["reward"] == reward_id)
+
+
+def _reward_reserved(ctx: Context) -> None:
+    state, data = ctx.state, ctx.event.data
+    order = state.orders.get(data["order"])
+    if order is None:
+        return
+    reward_id, price, kind = order
+    state.orders = {k: v for k, v in state.orders.items() if k != data["order"]}
+    if price > state.balance:
+        ctx.send("rewards", reward_id, "reward.release",
+                 {"order": data["order"], "reward": reward_id, "member": state.id},
+                 suffix="release", member=state.id)
+        ctx.effects.append(Message(id=ctx.next_id("M"), member=state.id, time=ctx.at,
+                                   channel="internal", subject=None,
+                                   body=f"Your order of {reward_id} was cancelled: it costs "
+                                        f"{price} points and your balance is {state.balance}.",
+                                   brand=state.brand))
+        return
+    if price:
+        debit(ctx, "redeem", price)
+    if kind in ("digital", "gift"):
+        fire(ctx, "reward.digital_issued", {"reward": reward_id})
+
+
+def _reward_refused(ctx: Context) -> None:
+    state, data = ctx.state, ctx.event.data
+    order = state.orders.get(data["order"])
+    if order is None:
+        return
+    state.orders = {k: v for k, v in state.orders.items() if k != data["order"]}
+    ctx.effects.append(Message(id=ctx.next_id("M"), member=state.id, time=ctx.at,
+                               channel="internal", subject=None,
+                               body=f"Sorry, {order[0]} is out of stock; no points were taken.",
+                               brand=state.brand))
+
+
+def _promo_issued(ctx: Context) -> None:
+    data = ctx.event.data
+    state = ctx.state
+    state.codes = [*state.codes, [data["pool"], data["code"], ctx.at]]
+    ctx.effects.append(Message(id=ctx.next_id("M"), member=state.id, time=ctx.at,
+                               channel="internal", subject=None,
+                               body=f"Your code: {data['code']}",
+                               scenario=data.get("scenario"), brand=state.brand))
+    fire(ctx, "reward.digital_issued", {"pool": data["pool"]})
+
+
+def _goal_donated(ctx: Context) -> None:
+    data = ctx.event.data
+    goal, points = data["goal"], int(data["points"])
+    if goal not in ctx.program.goals:
+        ctx.reject("unknown_goal", [{"field": "data.goal", "problem": f"no goal {goal!r}"}])
+        return
+    if points > ctx.state.balance:
+        ctx.reject("insufficient_points", [{"field": "data.points",
+                                            "problem": f"the balance is {ctx.state.balance}"}])
+        return
+    debit(ctx, "donate", points)
+    ctx.send("goals", goal, "goal.donation",
+             {"goal": goal, "member": ctx.state.id, "points": points,
+              "donation": ctx.event.id}, suffix="donation", member=ctx.state.id)
+    fire_configured(ctx, "goal_donated", lambda t: t.params["goal"] == goal)
+
+
+def _referral_made(ctx: Context) -> None:
+    ctx.state.referred += 1
+    fire(ctx, "referral.made", {"referred": ctx.event.data["referred"]})
+
+
+def _referral_qualified(ctx: Context) -> None:
+    referred = ctx.event.data["referred"]
+    state = ctx.state
+    if referred in state.qualified_members:
+        return
+    state.qualified_members = [*state.qualified_members, referred]
+    state.qualified += 1
+    fire(ctx, "referral.qualified", {"referred": referred})
+
+
+def _trigger_fired(ctx: Context) -> None:
+    trigger = ctx.program.triggers.get(ctx.event.data["trigger"])
+    if trigger is not None and trigger.type == "on_demand" and in_brand(trigger, ctx.state.brand):
+        fire(ctx, trigger.id)
+
+
+def _on(key: str, system: str | None = None, trigger_type: str | None = None):
+    """A handler that only fires triggers: a system one and/or configured ones whose
+    parameter ``key`` equals the event's."""
+    def handle(ctx: Context) -> None:
+        value = ctx.event.data.get(key)
+        if system:
+            fire(ctx, system, {key: value})
+        if trigger_type:
+            fire_configured(ctx, trigger_type, lambda t: t.params.get(key) == value)
+    return handle
+
+
+def _already_member(ctx: Context) -> None:
+    ctx.reject("member_exists", [{"field": "member",
+                                  "problem": f"member {ctx.state.id!r} has already joined"}])
+
+
+HANDLERS = {
+    "member.joined": _already_member,
+    "member.activated": _activated,
+    "member.profile_updated": _profile_updated,
+    "member.consent_changed": _consent,
+    "purchase": _purchase,
+    "return": _return,
+    "visit": _visit,
+    "web.activity": _web_activity,
+    "points.added": _points_added,
+    "points.subtracted": _points_subtracted,
+    "reward.ordered": _reward_ordered,
+    "reward.issued": _on("reward", system="reward.physical_issued"),
+    "reward.shipped": _on("reward", system="reward.physical_shipped"),
+    "review.approved": _on("review", system="review.approved"),
+    "quiz.solved": _on("quiz", trigger_type="quiz_solved"),
+    "goal.donated": _goal_donated,
+    "goal.reached": _on("goal", trigger_type="goal_reached"),
+    "referral.made": _referral_made,
+    "referral.qualified": _referral_qualified,
+    "timer": on_timer,
+    "trigger.fired": _trigger_fired,
+    "reward.reserved": _reward_reserved,
+    "reward.refused": _reward_refused,
+    "promo.issued": _promo_issued,
+}

@@ -1,0 +1,149 @@
+"""Input events: their declared shapes, parsing and validation (PRODUCT.md §2 "Input events").
+
+Every event has ``id`` (the idempotency key), ``type``, ``member``, ``time`` (ISO-8601 event
+time, defaulting to ingestion time; without an offset it is UTC), ``brand`` (default
+``"default"``) and ``data``. The shapes below are the only declaration: the validator and the
+OpenAPI document both read them.
+
+Public types come from tills, shops and apps. Internal types are sent by Tillstream itself on
+the events topic and are refused at the HTTP API (a client must not forge a referral or a
+reward reservation):
+
+- ``referral.made`` / ``referral.qualified`` [referred] — to the referrer's key;
+- ``timer`` [kind] — a due time of the member's timer index has passed;
+- ``trigger.fired`` [trigger] — an on-demand trigger fired through the API;
+- ``reward.reserved`` / ``reward.refused`` [order, reward, reason?] — the reward-stock agent's
+  answer to an order;
+- ``promo.issued`` / ``promo.refused`` [request, pool, code?, reason?] — the promo-pool agent's
+  answer;
+- ``goal.reached`` [goal] — the collective-goal agent's news for every donor;
+- ``message.status`` [message, status] — the outbox worker's delivery outcome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from engine.schema import Problem, check, parse_time, tagged_union
+
+STRING = {"type": "string", "minLength": 1, "maxLength": 200}
+TEXT = {"type": "string", "maxLength": 2000}
+MONEY = {"type": "number", "minimum": 0}
+POINTS = {"type": "integer", "exclusiveMinimum": 0, "maximum": 1_000_000_000}
+PROFILE = {"type": "object", "additionalProperties": {
+    "type": ["string", "number", "boolean", "null"]}}
+ITEM = {"type": "object", "required": ["sku", "qty", "price"], "additionalProperties": False,
+        "properties": {"sku": STRING, "category": STRING,
+                       "qty": {"type": "number", "exclusiveMinimum": 0},
+                       "price": MONEY}}
+CONSENT_STATUSES = ("undetermined", "granted", "withdrawn")
+
+
+def _data(required: tuple[str, ...] = (), **properties: dict) -> dict:
+    return {"type": "object", "required": list(required), "properties": properties,
+            "additionalProperties": False}
+
+
+PUBLIC_DATA: dict[str, dict] = {
+    "member.joined": _data(profile=PROFILE, referrer=STRING, channel=STRING, card=STRING),
+    "member.activated": _data(),
+    "member.profile_updated": _data(("profile",), profile=PROFILE),
+    "member.consent_changed": _data(("consent", "status"), consent=STRING,
+                                    status={"type": "string", "enum": list(CONSENT_STATUSES)}),
+    "purchase": _data(("transaction", "amount"), transaction=STRING, amount=MONEY,
+                      currency=STRING, store=STRING, till=STRING,
+                      items={"type": "array", "items": ITEM, "maxItems": 500}),
+    "return": _data(("transaction", "amount"), transaction=STRING,
+                    amount={"type": "number", "exclusiveMinimum": 0}),
+    "visit": _data(store=STRING),
+    "web.activity": _data(("action",), action=STRING, url=TEXT),
+    "points.added": _data(("points",), points=POINTS, reason=TEXT),
+    "points.subtracted": _data(("points",), points=POINTS, reason=TEXT),
+    "reward.ordered": _data(("reward",), reward=STRING),
+    "reward.issued": _data(("reward",), reward=STRING),
+    "reward.shipped": _data(("reward",), reward=STRING),
+    "review.approved": _data(review=STRING),
+    "quiz.solved": _data(("quiz",), quiz=STRING),
+    "goal.donated": _data(("goal", "points"), goal=STRING, points=POINTS),
+}
+
+INTERNAL_DATA: dict[str, dict] = {
+    "referral.made": _data(("referred",), referred=STRING),
+    "referral.qualified": _data(("referred",), referred=STRING),
+    "timer": _data(("kind",), kind=STRING),
+    "trigger.fired": _data(("trigger",), trigger=STRING),
+    "reward.reserved": _data(("order", "reward"), order=STRING, reward=STRING,
+                             points={"type": "integer", "minimum": 0}),
+    "reward.refused": _data(("order", "reward"), order=STRING, reward=STRING, reason=STRING),
+    "promo.issued": _data(("request", "pool", "code"), request=STRING, pool=STRING,
+                          code=STRING, scenario=STRING),
+    "promo.refused": _data(("request", "pool"), request=STRING, pool=STRING, reason=STRING,
+                           scenario=STRING),
+    "goal.reached": _data(("goal",), goal=STRING),
+    "message.status": _data(("message", "status"), message=STRING, status=STRING),
+}
+
+EVENT_TYPES = tuple(PUBLIC_DATA) + tuple(INTERNAL_DATA)
+
+
+def _envelope(data_schemas: dict[str, dict]) -> dict:
+    branches = {name: {"required": ["id", "member"], "additionalProperties": False,
+                       "properties": {"id": STRING, "member": STRING,
+                                      "time": {"type": "string", "format": "date-time"},
+                                      "brand": STRING, "data": data}}
+                for name, data in data_schemas.items()}
+    return tagged_union("type", branches)
+
+
+PUBLIC_SCHEMA = _envelope(PUBLIC_DATA)
+ANY_SCHEMA = _envelope({**PUBLIC_DATA, **INTERNAL_DATA})
+
+
+def event_json_schema() -> dict:
+    """The JSON Schema of an event as accepted by ``POST /v1/events``."""
+    return PUBLIC_SCHEMA
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: str
+    type: str
+    member: str
+    time: float
+    brand: str
+    data: dict
+
+
+class EventError(Exception):
+    """An event that cannot be applied; ``details`` lists every bad field."""
+
+    def __init__(self, details: list[Problem]) -> None:
+        super().__init__("; ".join(f"{d['field']}: {d['problem']}" for d in details))
+        self.details = details
+
+
+def parse_event(document: Any, now: float, internal: bool = True) -> Event:
+    """Validate one event document; ``internal=False`` (the HTTP API) refuses internal types."""
+    schema = ANY_SCHEMA if internal else PUBLIC_SCHEMA
+    problems = check(schema, document)
+    if problems:
+        raise EventError(problems)
+    member = document["member"]
+    if "\0" in member or "/" in member:
+        raise EventError([{"field": "member", "problem": "must not contain '/' or NUL"}])
+    raw_time = document.get("time")
+    return Event(id=document["id"], type=document["type"], member=member,
+                 time=now if raw_time is None else parse_time(raw_time),
+                 brand=document.get("brand") or "default", data=document.get("data") or {})
+
+
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def to_document(event: Event) -> dict:
+    """The event as JSON, with its resolved time and brand (so a replay reads the same)."""
+    return {"id": event.id, "type": event.type, "member": event.member, "time": iso(event.time),
+            "brand": event.brand, "data": event.data}

@@ -1,0 +1,198 @@
+"""Points: earning (standard and occasional), spending, pending points, expiry lots, returns.
+
+Policies (documented in README "Loyalty rules"):
+- Conversion: ``amount × rate`` with the member's tier rate when the tier sets one, else the
+  program's; rounded by the program's rule (floor by default).
+- Every positive entry opens an expiry lot when ``expiry_days`` is set; every negative entry
+  consumes lots oldest first, so the points that expire are always the oldest left.
+- With ``pending_days``, points earned by a purchase (and its multiplier bonus) wait in the
+  returns window and are written to the ledger when it ends; a return inside the window cancels
+  them before they reach the balance.
+- A return reverses the transaction's points (bonus included) in proportion to the returned
+  amount, computed cumulatively so partial returns never drift by rounding. Points already
+  spent are not clawed back below zero: the reversal takes what the balance holds and writes
+  off the rest (the balance never goes negative).
+"""
+
+from __future__ import annotations
+
+from engine.context import Context, round_points
+from engine.state import DAY, day_key
+
+
+def purchase_rate(ctx: Context) -> float:
+    tier_id = ctx.state.tier
+    if tier_id is not None:
+        for tier in ctx.program.tiers:
+            if tier.id == tier_id and tier.points_per_unit is not None:
+                return tier.points_per_unit
+    return ctx.settings.points_per_unit
+
+
+def credit(ctx: Context, kind: str, points: int, scenario: str | None = None,
+           source: str | None = None) -> None:
+    """A positive entry that opens an expiry lot."""
+    entry = ctx.post(kind, points, scenario, source)
+    if entry is None:
+        return
+    expiry_days = ctx.settings.expiry_days
+    if expiry_days:
+        lots = ctx.state.lots
+        lots.append([ctx.at + expiry_days * DAY, points])
+        if len(lots) > 1 and lots[-2][0] > lots[-1][0]:
+            lots.sort(key=lambda lot: lot[0])
+
+
+def debit(ctx: Context, kind: str, points: int, scenario: str | None = None) -> int:
+    """A negative entry of at most the balance; consumes the oldest lots. Returns the points
+    actually taken."""
+    points = min(points, ctx.state.balance)
+    if points <= 0:
+        return 0
+    ctx.post(kind, -points, scenario)
+    consume_lots(ctx, points)
+    return points
+
+
+def consume_lots(ctx: Context, points: int) -> None:
+    lots = ctx.state.lots
+    while points > 0 and lots:
+        expires_at, remaining = lots[0]
+        if remaining > points:
+            lots[0] = [expires_at, remaining - points]
+            return
+        points -= remaining
+        lots.pop(0)
+
+
+def standard_earn(ctx: Context, kind: str, points: int, tx: str | None) -> bool:
+    """Earn standard points (or hold them pending); True when they reached the balance."""
+    if points <= 0:
+        return False
+    pending_days = ctx.settings.pending_days
+    if tx is not None:
+        record = ctx.state.transactions.get(tx)
+        if record is not None:
+            ctx.state.transactions[tx] = [*record[:2], record[2] + points, *record[3:]]
+    if pending_days and tx is not None:
+        ctx.state.pending.append([ctx.at + pending_days * DAY, points, kind, tx, ctx.event.id])
+        ctx.dirty.add("pending")
+        return False
+    credit(ctx, kind, points)
+    ctx.earned(points)
+    return True
+
+
+def unlock_pending(ctx: Context) -> None:
+    """Pending points whose returns window has ended become spendable."""
+    keep = []
+    for entry in sorted(ctx.state.pending, key=lambda e: e[0]):
+        unlock_at, points, kind, tx, source = entry
+        if unlock_at <= ctx.at:
+            credit(ctx, kind, points, source=source)
+            ctx.earned(points)
+            record = ctx.state.transactions.get(tx)
+            if record is not None:
+                ctx.state.transactions[tx] = [*record[:5], False]
+        else:
+            keep.append(entry)
+    if len(keep) != len(ctx.state.pending):
+        ctx.state.pending = keep
+        ctx.dirty.add("pending")
+
+
+def expire_lots(ctx: Context) -> None:
+    """Write ``expire`` entries for lots past their date, oldest first."""
+    lots = ctx.state.lots
+    while lots and lots[0][0] <= ctx.at:
+        _, remaining = lots.pop(0)
+        taken = min(remaining, ctx.state.balance)
+        if taken > 0:
+            ctx.post("expire", -taken)
+
+
+def record_purchase(ctx: Context, tx: str, amount: float) -> None:
+    state = ctx.state
+    state.spend_total += amount
+    state.purchases_total += 1
+    key = day_key(ctx.at)
+    state.spend_days[key] = state.spend_days.get(key, 0.0) + amount
+    state.transactions[tx] = [ctx.at, amount, 0, 0.0, 0, bool(ctx.settings.pending_days)]
+    ctx.dirty.update(("spend_total", "purchases_total"))
+    prune_history(ctx)
+
+
+def prune_history(ctx: Context) -> None:
+    """Drop day buckets and transactions older than the longest window (366 days)."""
+    state = ctx.state
+    oldest = day_key(ctx.at - 366 * DAY)
+    for buckets in (state.spend_days, state.earned_days, state.visit_days):
+        if buckets and min(buckets) < oldest:
+            for key in [k for k in buckets if k < oldest]:
+                del buckets[key]
+    horizon = ctx.at - 366 * DAY
+    if state.transactions and len(state.transactions) > 64:
+        for tx in [t for t, r in state.transactions.items() if r[0] < horizon]:
+            del state.transactions[tx]
+
+
+def reverse_return(ctx: Context, tx: str, amount: float) -> None:
+    state = ctx.state
+    record = state.transactions.get(tx)
+    if record is None:
+        ctx.reject("unknown_transaction", [{"field": "data.transaction",
+                                            "problem": f"no purchase {tx!r} for this member "
+                                                       f"(or older than 366 days)"}])
+        return
+    bought_at, bought, points, returned, reversed_points, pending = record
+    if amount > bought - returned + 1e-9:
+        ctx.reject("invalid_return", [{"field": "data.amount",
+                                       "problem": f"returns {amount} but only "
+                                                  f"{round(bought - returned, 2)} of the "
+                                                  f"purchase is left to return"}])
+        return
+    returned += amount
+    target = round_points(points * returned / bought, "round") if bought else points
+    to_reverse = max(0, min(points, target) - reversed_points)
+    state.spend_total -= amount
+    key = day_key(bought_at)
+    if key in state.spend_days:
+        state.spend_days[key] = max(0.0, state.spend_days[key] - amount)
+    ctx.dirty.add("spend_total")
+    if pending:
+        remaining = to_reverse
+        keep = []
+        for entry in state.pending:
+            if entry[3] == tx and remaining > 0:
+                cut = min(entry[1], remaining)
+                remaining -= cut
+                if entry[1] - cut > 0:
+                    keep.append([*entry[:1], entry[1] - cut, *entry[2:]])
+            else:
+                keep.append(entry)
+        state.pending = keep
+        ctx.dirty.add("pending")
+    else:
+        taken = debit(ctx, "reversal", to_reverse)
+        if taken:
+            state.points_earned_total = max(0, state.points_earned_total - taken)
+    state.transactions[tx] = [bought_at, bought, points, returned, reversed_points + to_reverse,
+                              pending]
+
+
+def standard_bonus(ctx: Context, points: int, tx: str | None, scenario: str) -> None:
+    """The multiplier bonus on a standard addition: its own ``bonus`` entry right after the
+    base entry (held pending with it when the base is pending)."""
+    if points <= 0:
+        return
+    if tx is not None:
+        record = ctx.state.transactions.get(tx)
+        if record is not None:
+            ctx.state.transactions[tx] = [*record[:2], record[2] + points, *record[3:]]
+            if record[5]:
+                ctx.state.pending.append([ctx.at + ctx.settings.pending_days * DAY, points,
+                                          "bonus", tx, ctx.event.id])
+                ctx.dirty.add("pending")
+                return
+    credit(ctx, "bonus", points, scenario)
+    ctx.earned(points)

@@ -1,0 +1,466 @@
+"""The program configuration: settings, tiers, segments, triggers, scenarios, rewards, promo
+pools, collective goals and the contact blacklist — their declared shapes, their validation
+(every problem named) and their compilation into an indexed :class:`Program`.
+
+Every object but the settings and the blacklist takes an optional ``brands`` list (empty =
+every brand). Settings are per brand: ``"default"`` is the base and a brand's own settings
+override it field by field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from engine.rules import Predicate, TIME_DEPENDENT, compile_rule, validate_rule
+from engine.schema import Problem, check, join, parse_time, tagged_union
+
+SYSTEM_TRIGGERS = ("member.joined", "points.standard_added", "points.standard_subtracted",
+                   "reward.digital_issued", "reward.physical_issued", "reward.physical_shipped",
+                   "member.activated", "referral.made", "referral.registered",
+                   "referral.qualified", "review.approved", "web.activity")
+TIER_METRICS = ("spend_total", "spend_365d", "points_earned_total", "points_earned_365d")
+
+NAME = {"type": "string", "minLength": 1, "maxLength": 200}
+ID = {"type": "string", "minLength": 1, "maxLength": 200}
+IDS = {"type": "array", "items": ID}
+TEXT = {"type": "string", "maxLength": 10_000}
+BRANDS = {"type": "array", "items": ID}
+HOUR = {"type": "integer", "minimum": 0, "maximum": 23}
+
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "points_per_unit": 1.0, "rounding": "floor", "visit_points": 0, "expiry_days": None,
+    "pending_days": 0, "streak_period": "day", "referral": {"qualify": {"spend": 100}},
+    "chain_depth": 5, "timezone": "UTC"}
+
+SCHEMAS: dict[str, dict] = {
+    "settings": {"type": "object", "additionalProperties": False, "properties": {
+        "points_per_unit": {"type": "number", "minimum": 0},
+        "rounding": {"type": "string", "enum": ["floor", "round", "ceil"]},
+        "visit_points": {"type": "integer", "minimum": 0},
+        "expiry_days": {"type": ["integer", "null"], "minimum": 1},
+        "pending_days": {"type": "integer", "minimum": 0, "maximum": 365},
+        "streak_period": {"type": "string", "enum": ["day", "week", "month"]},
+        "referral": {"type": "object", "additionalProperties": False, "properties": {
+            "qualify": {"type": "object", "additionalProperties": False, "properties": {
+                "spend": {"type": "number", "exclusiveMinimum": 0},
+                "points": {"type": "integer", "exclusiveMinimum": 0}}}}},
+        "chain_depth": {"type": "integer", "minimum": 1, "maximum": 20},
+        "timezone": {"type": "string", "minLength": 1}}},
+    "tiers": {"type": "object", "required": ["name", "rank", "metric", "min"],
+              "additionalProperties": False, "properties": {
+                  "name": NAME, "rank": {"type": "integer", "minimum": 0},
+                  "metric": {"type": "string", "enum": list(TIER_METRICS)},
+                  "min": {"type": "number", "minimum": 0},
+                  "points_per_unit": {"type": ["number", "null"], "minimum": 0},
+                  "discount": {"type": "number", "minimum": 0, "maximum": 100},
+                  "brands": BRANDS}},
+    "segments": {"type": "object", "required": ["name", "rule"], "additionalProperties": False,
+                 "properties": {"name": NAME, "rule": {"type": "object"}, "brands": BRANDS}},
+    "triggers": tagged_union("type", {
+        name: {"additionalProperties": False,
+               "properties": {"name": NAME, "brands": BRANDS, **params},
+               "required": required}
+        for name, params, required in (
+            ("on_demand", {}, []),
+            ("date", {"at": {"type": "string", "format": "date-time"},
+                      "day": {"type": "integer", "minimum": 1, "maximum": 31},
+                      "months": {"type": "array", "minItems": 1, "items": {
+                          "type": "integer", "minimum": 1, "maximum": 12}},
+                      "hour": HOUR}, []),
+            ("inactivity", {"days": {"type": "integer", "minimum": 1}}, ["days"]),
+            ("balance_exceeded", {"points": {"type": "integer", "exclusiveMinimum": 0}},
+             ["points"]),
+            ("birthday", {"hour": HOUR}, []),
+            ("profile_completed", {"fields": {**IDS, "minItems": 1}}, ["fields"]),
+            ("profile_edited", {"fields": {**IDS, "minItems": 1}}, ["fields"]),
+            ("tier_changed", {"from": {"type": ["string", "null"]},
+                              "to": {"type": ["string", "null"]}}, []),
+            ("consent_granted", {"consent": ID}, ["consent"]),
+            ("segment_entered", {"segment": ID}, ["segment"]),
+            ("segment_left", {"segment": ID}, ["segment"]),
+            ("reward_ordered", {"reward": ID}, ["reward"]),
+            ("visits_in_row", {"count": {"type": "integer", "minimum": 1}}, ["count"]),
+            ("goal_reached", {"goal": ID}, ["goal"]),
+            ("goal_donated", {"goal": ID}, ["goal"]),
+            ("quiz_solved", {"quiz": ID}, ["quiz"]))}),
+    "rewards": {"type": "object", "required": ["name", "kind", "points"],
+                "additionalProperties": False, "properties": {
+                    "name": NAME, "kind": {"type": "string", "enum": ["digital", "physical"]},
+                    "points": {"type": "integer", "minimum": 0},
+                    "stock": {"type": ["integer", "null"], "minimum": 0}, "brands": BRANDS}},
+    "pools": {"type": "object", "required": ["name", "kind"], "additionalProperties": False,
+              "properties": {"name": NAME,
+                             "kind": {"type": "string", "enum": ["single_use", "multi_use"]},
+                             "code": ID, "codes": {"type": "array", "items": ID,
+                                                   "maxItems": 100_000},
+                             "brands": BRANDS}},
+    "goals": {"type": "object", "required": ["name", "points"], "additionalProperties": False,
+              "properties": {"name": NAME, "points": {"type": "integer", "exclusiveMinimum": 0},
+                             "brands": BRANDS}},
+    "blacklist": {"type": "object", "additionalProperties": False, "properties": {
+        "phones": {"type": "array", "items": ID, "maxItems": 1_000_000},
+        "emails": {"type": "array", "items": ID, "maxItems": 1_000_000}}},
+}
+
+_TEXT_ACTION = {"body": TEXT}
+ACTION_SCHEMA = tagged_union("type", {
+    name: {"additionalProperties": False, "properties": props, "required": required}
+    for name, props, required in (
+        ("points.add", {"points": {"type": "integer", "exclusiveMinimum": 0}}, ["points"]),
+        ("points.multiply", {"percent": {"type": "number", "exclusiveMinimum": 0,
+                                         "maximum": 10_000}}, ["percent"]),
+        ("points.subtract", {"points": {"type": "integer", "exclusiveMinimum": 0},
+                             "percent": {"type": "number", "exclusiveMinimum": 0,
+                                         "maximum": 100}}, []),
+        ("reward.issue", {"reward": ID, "pool": ID}, []),
+        ("tier.set", {"tier": ID}, ["tier"]),
+        ("tags.add", {"field": ID, "tags": {**IDS, "minItems": 1}}, ["field", "tags"]),
+        ("tags.remove", {"field": ID, "tags": {**IDS, "minItems": 1}}, ["field", "tags"]),
+        ("message.email", {"subject": TEXT, **_TEXT_ACTION}, ["subject", "body"]),
+        ("message.sms", _TEXT_ACTION, ["body"]),
+        ("message.internal", _TEXT_ACTION, ["body"]),
+        ("message.push", {"title": TEXT, "body": TEXT, "target": TEXT}, ["title", "body"]),
+        ("staff.email", {"user": ID, "subject": TEXT, "body": TEXT}, ["user", "body"]),
+        ("webhook", {"url": {"type": "string", "minLength": 8, "maxLength": 2000},
+                     "method": {"type": "string",
+                                "enum": ["GET", "POST", "PUT", "PATCH", "DELETE"]},
+                     "body": {}}, ["url"]),
+        ("member.delete", {}, []))})
+
+SCHEMAS["scenarios"] = {
+    "type": "object", "required": ["name", "trigger", "actions"], "additionalProperties": False,
+    "properties": {
+        "name": NAME, "active": {"type": "boolean"}, "trigger": ID,
+        "tiers": IDS, "segments": IDS,
+        "window": {"type": "object", "additionalProperties": False, "properties": {
+            "from": {"type": "string", "format": "date-time"},
+            "to": {"type": "string", "format": "date-time"}}},
+        "limit_per_member": {"type": ["integer", "null"], "minimum": 1},
+        "actions": {"type": "array", "minItems": 1, "maxItems": 50, "items": ACTION_SCHEMA},
+        "brands": BRANDS}}
+
+
+def json_schema(kind: str) -> dict:
+    """The JSON Schema of a configuration kind (settings, tiers, segments, triggers,
+    scenarios, rewards, pools, goals, blacklist)."""
+    return SCHEMAS[kind]
+
+
+# -- validation ----------------------------------------------------------------------------
+
+def validate_settings(doc: Any) -> list[Problem]:
+    problems = check(SCHEMAS["settings"], doc)
+    if problems:
+        return problems
+    qualify = (doc.get("referral") or {}).get("qualify")
+    if qualify is not None and len(qualify) != 1:
+        problems.append({"field": "referral.qualify",
+                         "problem": "give exactly one of spend, points"})
+    zone = doc.get("timezone")
+    if zone is not None:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append({"field": "timezone", "problem": f"unknown time zone {zone!r}"})
+    return problems
+
+
+def validate_tier(doc: Any) -> list[Problem]:
+    return check(SCHEMAS["tiers"], doc)
+
+
+def validate_segment(doc: Any) -> list[Problem]:
+    problems = check(SCHEMAS["segments"], doc)
+    if isinstance(doc, dict) and isinstance(doc.get("rule"), dict):
+        problems += validate_rule(doc["rule"])
+    return problems
+
+
+def validate_trigger(doc: Any, program: "Program | None" = None) -> list[Problem]:
+    problems = check(SCHEMAS["triggers"], doc)
+    if problems:
+        return problems
+    if doc["type"] == "date":
+        yearly = [k for k in ("day", "months") if k in doc]
+        if ("at" in doc) == bool(yearly) or (yearly and len(yearly) != 2):
+            problems.append({"field": "at", "problem": "give either at (one-off) or day and "
+                                                       "months (yearly)"})
+    if program is not None:
+        for key, kind in (("segment", "segments"), ("reward", "rewards"), ("goal", "goals"),
+                          ("from", "tiers"), ("to", "tiers")):
+            value = doc.get(key)
+            if value is not None and value not in program.known(kind):
+                problems.append({"field": key, "problem": f"unknown {kind[:-1]} {value!r}"})
+    return problems
+
+
+def validate_scenario(doc: Any, program: "Program | None" = None) -> list[Problem]:
+    problems = check(SCHEMAS["scenarios"], doc)
+    if not isinstance(doc, dict):
+        return problems
+    window = doc.get("window") or {}
+    start, end = parse_time(window.get("from", "")), parse_time(window.get("to", ""))
+    if start is not None and end is not None and end <= start:
+        problems.append({"field": "window.to", "problem": "must be after window.from"})
+    for index, action in enumerate(doc.get("actions") or []):
+        if not isinstance(action, dict):
+            continue
+        path = join("actions", index)
+        kind = action.get("type")
+        if kind == "points.subtract" and ("points" in action) == ("percent" in action):
+            problems.append({"field": path, "problem": "give exactly one of points, percent"})
+        if kind == "reward.issue" and ("reward" in action) == ("pool" in action):
+            problems.append({"field": path, "problem": "give exactly one of reward, pool"})
+        url = action.get("url")
+        if kind == "webhook" and isinstance(url, str) and not url.startswith(
+                ("http://", "https://")):
+            problems.append({"field": join(path, "url"), "problem": "must be an http(s) URL"})
+        if program is not None:
+            for key, known in (("tier", "tiers"), ("reward", "rewards"), ("pool", "pools")):
+                value = action.get(key)
+                if isinstance(value, str) and value not in program.known(known):
+                    problems.append({"field": join(path, key),
+                                     "problem": f"unknown {known[:-1]} {value!r}"})
+    if program is not None:
+        trigger = doc.get("trigger")
+        if isinstance(trigger, str) and not program.trigger_exists(trigger):
+            problems.append({"field": "trigger", "problem": f"unknown trigger {trigger!r}: a "
+                             f"system trigger, a configured trigger id or scenario:<id>"})
+        for key, kind in (("tiers", "tiers"), ("segments", "segments")):
+            for index, value in enumerate(doc.get(key) or []):
+                if isinstance(value, str) and value not in program.known(kind):
+                    problems.append({"field": join(key, index),
+                                     "problem": f"unknown {kind[:-1]} {value!r}"})
+    return problems
+
+
+def validate_reward(doc: Any) -> list[Problem]:
+    return check(SCHEMAS["rewards"], doc)
+
+
+def validate_pool(doc: Any) -> list[Problem]:
+    problems = check(SCHEMAS["pools"], doc)
+    if not problems and doc["kind"] == "multi_use" and "code" not in doc:
+        problems.append({"field": "code", "problem": "is required for a multi_use pool"})
+    return problems
+
+
+def validate_goal(doc: Any) -> list[Problem]:
+    return check(SCHEMAS["goals"], doc)
+
+
+def validate_blacklist(doc: Any) -> list[Problem]:
+    return check(SCHEMAS["blacklist"], doc)
+
+
+# -- the compiled program ------------------------------------------------------------------
+
+def _brands(doc: dict) -> frozenset[str]:
+    return frozenset(doc.get("brands") or ())
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    points_per_unit: float
+    rounding: str
+    visit_points: int
+    expiry_days: int | None
+    pending_days: int
+    streak_period: str
+    qualify_spend: float | None
+    qualify_points: int | None
+    chain_depth: int
+    timezone: ZoneInfo
+
+    @classmethod
+    def from_doc(cls, doc: dict) -> "Settings":
+        qualify = (doc.get("referral") or {}).get("qualify") or {}
+        return cls(points_per_unit=float(doc["points_per_unit"]), rounding=doc["rounding"],
+                   visit_points=int(doc["visit_points"]), expiry_days=doc["expiry_days"],
+                   pending_days=int(doc["pending_days"]), streak_period=doc["streak_period"],
+                   qualify_spend=qualify.get("spend"), qualify_points=qualify.get("points"),
+                   chain_depth=int(doc["chain_depth"]), timezone=ZoneInfo(doc["timezone"]))
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    id: str
+    name: str
+    rank: int
+    metric: str
+    min: float
+    points_per_unit: float | None
+    discount: float
+    brands: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    id: str
+    name: str
+    matches: Predicate
+    fields: frozenset[str]
+    brands: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    id: str
+    type: str
+    params: dict
+    brands: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    id: str
+    name: str
+    active: bool
+    trigger: str
+    tiers: frozenset[str]
+    segments: frozenset[str]
+    window_from: float | None
+    window_to: float | None
+    limit_per_member: int | None
+    actions: tuple[dict, ...]
+    brands: frozenset[str]
+
+
+def in_brand(obj: Any, brand: str) -> bool:
+    return not obj.brands or brand in obj.brands
+
+
+@dataclass(slots=True)
+class Program:
+    """A compiled, indexed configuration; rebuilt whenever an admin change arrives."""
+
+    settings_by_brand: dict[str, Settings]
+    tiers: tuple[Tier, ...]                   # highest rank first
+    segments: dict[str, Segment]
+    segments_by_field: dict[str, tuple[Segment, ...]]
+    time_dependent_segments: tuple[Segment, ...]
+    triggers: dict[str, Trigger]
+    triggers_by_type: dict[str, tuple[Trigger, ...]]
+    scenarios: dict[str, Scenario]
+    scenarios_by_trigger: dict[str, tuple[Scenario, ...]]
+    rewards: dict[str, dict]
+    pools: dict[str, dict]
+    goals: dict[str, dict]
+    blacklists: dict[str, tuple[frozenset[str], frozenset[str]]]
+    default_settings: Settings = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.default_settings = self.settings_by_brand["default"]
+
+    def settings(self, brand: str) -> Settings:
+        return self.settings_by_brand.get(brand, self.default_settings)
+
+    def known(self, kind: str) -> Any:
+        return {"tiers": {t.id for t in self.tiers}, "segments": self.segments,
+                "triggers": self.triggers, "scenarios": self.scenarios,
+                "rewards": self.rewards, "pools": self.pools, "goals": self.goals}[kind]
+
+    def trigger_exists(self, name: str) -> bool:
+        if name in SYSTEM_TRIGGERS or name in self.triggers:
+            return True
+        return name.startswith("scenario:") and name[len("scenario:"):] in self.scenarios
+
+    def blacklisted(self, brand: str, profile: dict) -> list[Problem]:
+        phones, emails = self.blacklists.get(brand) or self.blacklists.get(
+            "default", (frozenset(), frozenset()))
+        problems = []
+        phone, email = profile.get("phone"), profile.get("email")
+        if isinstance(phone, str) and normalise_phone(phone) in phones:
+            problems.append({"field": "data.profile.phone",
+                             "problem": "this phone number is on the brand's blacklist"})
+        if isinstance(email, str) and email.strip().lower() in emails:
+            problems.append({"field": "data.profile.email",
+                             "problem": "this e-mail address is on the brand's blacklist"})
+        return problems
+
+
+def normalise_phone(phone: str) -> str:
+    return "".join(ch for ch in phone if ch.isdigit() or ch == "+")
+
+
+def compile_program(objects: dict[str, dict[str, dict]]) -> Program:
+    """Compile the stored configuration objects (kind -> id -> document).
+
+    Objects are validated when written; here an object that does not validate (written by an
+    older version, or referencing something deleted since) is left out rather than failing
+    the whole program.
+    """
+    base = dict(DEFAULT_SETTINGS)
+    base.update((objects.get("program") or {}).get("default") or {})
+    settings_by_brand = {"default": Settings.from_doc(base)}
+    for brand, doc in (objects.get("program") or {}).items():
+        if brand != "default" and not validate_settings(doc):
+            settings_by_brand[brand] = Settings.from_doc({**base, **doc})
+
+    tiers = sorted((Tier(id=i, name=d["name"], rank=d["rank"], metric=d["metric"],
+                         min=float(d["min"]), points_per_unit=d.get("points_per_unit"),
+                         discount=float(d.get("discount") or 0), brands=_brands(d))
+                    for i, d in (objects.get("tiers") or {}).items() if not validate_tier(d)),
+                   key=lambda t: (-t.rank, t.id))
+
+    segments: dict[str, Segment] = {}
+    for segment_id, doc in sorted((objects.get("segments") or {}).items()):
+        if validate_segment(doc):
+            continue
+        predicate, fields = compile_rule(doc["rule"])
+        segments[segment_id] = Segment(segment_id, doc["name"], predicate, fields,
+                                       _brands(doc))
+    by_field: dict[str, list[Segment]] = {}
+    for segment in segments.values():
+        for name in segment.fields:
+            by_field.setdefault(name, []).append(segment)
+    time_dependent = tuple(s for s in segments.values() if s.fields & TIME_DEPENDENT)
+
+    triggers = {i: Trigger(i, d["type"], {k: v for k, v in d.items()
+                                           if k not in ("type", "brands", "name")},
+                           _brands(d))
+                for i, d in sorted((objects.get("triggers") or {}).items())
+                if not validate_trigger(d)}
+    by_type: dict[str, list[Trigger]] = {}
+    for trigger in triggers.values():
+        by_type.setdefault(trigger.type, []).append(trigger)
+
+    rewards = {i: d for i, d in (objects.get("rewards") or {}).items() if not validate_reward(d)}
+    pools = {i: d for i, d in (objects.get("pools") or {}).items() if not validate_pool(d)}
+    goals = {i: d for i, d in (objects.get("goals") or {}).items() if not validate_goal(d)}
+    blacklists = {brand: (frozenset(normalise_phone(p) for p in d.get("phones") or ()),
+                          frozenset(e.strip().lower() for e in d.get("emails") or ()))
+                  for brand, d in (objects.get("blacklist") or {}).items()
+                  if not validate_blacklist(d)}
+
+    program = Program(settings_by_brand=settings_by_brand, tiers=tuple(tiers),
+                      segments=segments,
+                      segments_by_field={k: tuple(v) for k, v in by_field.items()},
+                      time_dependent_segments=time_dependent, triggers=triggers,
+                      triggers_by_type={k: tuple(v) for k, v in by_type.items()},
+                      scenarios={}, scenarios_by_trigger={}, rewards=rewards, pools=pools,
+                      goals=goals, blacklists=blacklists)
+    raw_scenarios = objects.get("scenarios") or {}
+    program.scenarios = {i: None for i in raw_scenarios}  # known ids, for scenario: triggers
+    scenarios: dict[str, Scenario] = {}
+    for scenario_id, doc in sorted(raw_scenarios.items()):
+        if validate_scenario(doc, program):
+            continue
+        window = doc.get("window") or {}
+        scenarios[scenario_id] = Scenario(
+            id=scenario_id, name=doc["name"], active=doc.get("active", True),
+            trigger=doc["trigger"], tiers=frozenset(doc.get("tiers") or ()),
+            segments=frozenset(doc.get("segments") or ()),
+            window_from=parse_time(window["from"]) if "from" in window else None,
+            window_to=parse_time(window["to"]) if "to" in window else None,
+            limit_per_member=doc.get("limit_per_member"), actions=tuple(doc["actions"]),
+            brands=_brands(doc))
+    by_trigger: dict[str, list[Scenario]] = {}
+    for scenario in scenarios.values():
+        if scenario.active:
+            by_trigger.setdefault(scenario.trigger, []).append(scenario)
+    program.scenarios = scenarios
+    program.scenarios_by_trigger = {k: tuple(v) for k, v in by_trigger.items()}
+    return program

@@ -1,0 +1,77 @@
+"""Append-only lists per owner (a member's ledger, messages and executions; a scenario's
+history), stored in fixed-size pages inside a faust table, so an append costs one page write
+however long the list has grown.
+
+Keys: ``<owner>\\0<list>\\0n`` -> ``{"n": count, "batches": ids of the last appends}``;
+``<owner>\\0<list>\\0<page number>`` -> JSON list of up to ``page_size`` items.
+
+Appends are idempotent per batch: replaying the event whose items were already appended (a
+crash after the page write, before the offset commit) appends nothing. A list written from one
+member's ordered stream only needs to remember its last batch; a list fed by many writers (a
+scenario's history) remembers the last ``remember`` batch ids, the window in which a replay
+can repeat one. Writes happen while
+processing an event of the owner's partition, so pages live on the owner's partition and
+queries routed by owner find them.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+
+class PagedLists:
+    def __init__(self, table, name: str, page_size: int = 100, remember: int = 1) -> None:
+        self.table = table
+        self.name = name.encode()
+        self.page_size = page_size
+        self.remember = remember
+
+    def _key(self, owner: str, suffix: bytes) -> bytes:
+        return b"%s\0%s\0%s" % (owner.encode(), self.name, suffix)
+
+    def _head(self, owner: str) -> dict:
+        raw = self.table.get(self._key(owner, b"n"))
+        return {"n": 0, "batches": []} if raw is None else orjson.loads(raw)
+
+    def count(self, owner: str) -> int:
+        return self._head(owner)["n"]
+
+    def append(self, owner: str, items: list[dict], batch: str) -> None:
+        """Append items (oldest first) once per ``batch`` id, inside the owner's stream event."""
+        if not items:
+            return
+        head = self._head(owner)
+        if batch in head["batches"]:
+            return
+        count = head["n"]
+        page_no = count // self.page_size
+        raw = self.table.get(self._key(owner, b"%d" % page_no))
+        page = orjson.loads(raw) if raw else []
+        for item in items:
+            page.append(item)
+            count += 1
+            if len(page) == self.page_size:
+                self.table[self._key(owner, b"%d" % page_no)] = orjson.dumps(page)
+                page_no += 1
+                page = []
+        if page:
+            self.table[self._key(owner, b"%d" % page_no)] = orjson.dumps(page)
+        batches = (head["batches"] + [batch])[-self.remember:]
+        self.table[self._key(owner, b"n")] = orjson.dumps({"n": count, "batches": batches})
+
+    def newest_first(self, owner: str, offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:
+        """A page of items, newest first, and the total count."""
+        total = self.count(owner)
+        end = total - offset  # exclusive index of the newest item wanted
+        start = max(0, end - limit)
+        items: list[dict] = []
+        if end <= 0:
+            return items, total
+        for page_no in range((end - 1) // self.page_size, start // self.page_size - 1, -1):
+            raw = self.table.get(self._key(owner, b"%d" % page_no))
+            page = orjson.loads(raw) if raw else []
+            base = page_no * self.page_size
+            for index in range(len(page) - 1, -1, -1):
+                if start <= base + index < end:
+                    items.append(page[index])
+        return items, total
