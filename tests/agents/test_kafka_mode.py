@@ -13,6 +13,9 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from tests.support import wait_until
 
+#: These tests prove the plumbing with the minimal counter agent (agents/counter.py).
+MINIMAL = {"TILLSTREAM_PIPELINE": "minimal"}
+
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
@@ -80,8 +83,8 @@ def test_quirk_topics_created_without_configs_describe_empty(tansu):
 
 
 def test_two_workers_share_partitions_and_route_queries_to_the_owner(worker_factory):
-    first = worker_factory("kafka", name="w1").start()
-    second = worker_factory("kafka", name="w2").start()
+    first = worker_factory("kafka", name="w1", env=MINIMAL).start()
+    second = worker_factory("kafka", name="w2", env=MINIMAL).start()
 
     def split_assignment():
         owned = []

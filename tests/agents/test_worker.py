@@ -10,6 +10,9 @@ import pytest
 from tables.embedded_log import EmbeddedLog
 from tests.support import wait_until
 
+#: These tests prove the plumbing with the minimal counter agent (agents/counter.py).
+MINIMAL = {"TILLSTREAM_PIPELINE": "minimal"}
+
 pytestmark = pytest.mark.slow
 
 
@@ -44,7 +47,7 @@ def assert_counts(worker, expected: Counter) -> None:
 
 
 def test_ready_and_health(worker_factory, mode):
-    worker = worker_factory(mode).start()
+    worker = worker_factory(mode, env=MINIMAL).start()
     assert worker.get("/healthz") == (200, {"status": "ok"})
     status, body = worker.get("/readyz")
     assert status == 200
@@ -53,12 +56,12 @@ def test_ready_and_health(worker_factory, mode):
 
 
 def test_unknown_member_is_404(worker_factory):
-    worker = worker_factory("embedded").start()
+    worker = worker_factory("embedded", env=MINIMAL).start()
     assert worker.get("/v1/counters/nobody")[0] == 404
 
 
 def test_restart_loses_nothing_and_doubles_nothing(worker_factory, mode):
-    worker = worker_factory(mode).start()
+    worker = worker_factory(mode, env=MINIMAL).start()
     first = purchases(400, members=20)
     post_all(worker, first)
     wait_until(lambda: counts_match(worker, expected_counts(first)), 60, message="first batch")
@@ -73,7 +76,7 @@ def test_restart_loses_nothing_and_doubles_nothing(worker_factory, mode):
 
 
 def test_kill_9_mid_stream_then_restart(worker_factory, mode):
-    worker = worker_factory(mode).start()
+    worker = worker_factory(mode, env=MINIMAL).start()
     events = purchases(3000, members=50)
     post_all(worker, events)
     wait_until(lambda: worker.get("/v1/counters/M-0")[0] == 200, 30, message="processing started")
@@ -85,7 +88,7 @@ def test_kill_9_mid_stream_then_restart(worker_factory, mode):
 
 
 def test_records_of_a_partition_come_back_in_the_order_sent(worker_factory):
-    worker = worker_factory("embedded").start()
+    worker = worker_factory("embedded", env=MINIMAL).start()
     events = purchases(200, members=3)
     post_all(worker, events, batch=50)
     worker.stop()
@@ -104,7 +107,7 @@ def test_records_of_a_partition_come_back_in_the_order_sent(worker_factory):
 
 
 def test_table_recovers_from_a_compacted_changelog(worker_factory):
-    worker = worker_factory("embedded").start()
+    worker = worker_factory("embedded", env=MINIMAL).start()
     events = purchases(500, members=5)
     post_all(worker, events)
     expected = expected_counts(events)

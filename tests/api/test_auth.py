@@ -10,6 +10,9 @@ import pytest
 from api.auth import AuthConfigError, parse_tokens, required_roles, role_for
 from tests.support import REPO
 
+#: These tests prove the plumbing with the minimal counter agent (agents/counter.py).
+MINIMAL = {"TILLSTREAM_PIPELINE": "minimal"}
+
 TOKENS = "admin:adm1n-secret,query:qu3ry-secret,ingest:1ngest-secret"
 
 
@@ -49,7 +52,7 @@ def test_worker_refuses_to_start_open_on_a_public_address(tmp_path):
 
 @pytest.mark.slow
 def test_each_role_gets_exactly_its_routes(worker_factory):
-    worker = worker_factory("embedded", env={"TILLSTREAM_TOKENS": TOKENS}).start()
+    worker = worker_factory("embedded", env={**MINIMAL, "TILLSTREAM_TOKENS": TOKENS}).start()
     event = {"member": "M-1", "data": {"amount": 3}}
     assert worker.get("/healthz")[0] == 200
     assert worker.get("/metrics")[0] == 200
