@@ -6,6 +6,7 @@ key — never a scan over members."""
 from __future__ import annotations
 
 import faust
+from aiohttp import web
 import orjson
 from faust.web import Request, Response, View
 
@@ -34,7 +35,7 @@ def register(app: faust.App, executions_topic: faust.TopicT) -> PagedLists:
         @app.table_route(table=table, match_info="scenario")
         async def get(self, request: Request, scenario: str) -> Response:
             params = page_params(request)
-            if isinstance(params, Response):
+            if isinstance(params, web.Response):
                 return params
             offset, limit = params
             items, total = history.newest_first(scenario, offset, limit)

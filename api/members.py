@@ -4,6 +4,7 @@ member's partition (faust table routing), so any worker can be asked."""
 from __future__ import annotations
 
 import faust
+from aiohttp import web
 from faust.web import Request, Response, View
 
 from agents.member_agent import MemberProcessor
@@ -39,7 +40,7 @@ def register(app: faust.App, processor: MemberProcessor) -> None:
                 if tables.members.get(member) is None:
                     return not_found(member)
                 params = page_params(request)
-                if isinstance(params, Response):
+                if isinstance(params, web.Response):
                     return params
                 offset, limit = params
                 items, total = lists.newest_first(member, offset, limit)
