@@ -332,7 +332,7 @@ def _points_subtracted(ctx: Context) -> None:
                                                        f"cannot subtract {points}"}])
         return
     debit(ctx, "spend", points)
-    fire(ctx, "points.standard_subtracted", {"standard_points": -points})
+    fire(ctx, "points.standard_subtracted", {"subtracted_points": points})
 
 
 def _reward_ordered(ctx: Context) -> None:

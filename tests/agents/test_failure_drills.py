@@ -1,0 +1,163 @@
+"""Failure drills: kill -9 mid-stream, a worker leaving the group, poison records.
+
+After every drill, each member's balance and ledger must equal a clean, in-process replay of
+the same events through the engine: nothing lost, nothing doubled.
+"""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from agents.embedded_transport import partition_for
+from engine.apply import apply
+from engine.effects import LedgerEntry
+from engine.events import parse_event
+from engine.program import compile_program
+from tables.embedded_log import EmbeddedLog
+from tests.support import LoyaltyClient, wait_until
+
+pytestmark = pytest.mark.slow
+
+PROGRAM = {"points_per_unit": 1.0, "rounding": "floor"}
+SCENARIOS = {"weekend": {"name": "Bonus 50%", "active": True,
+                         "trigger": "points.standard_added",
+                         "actions": [{"type": "points.multiply", "percent": 50}]}}
+MEMBERS = 100
+
+
+def workload(purchases: int) -> list[dict]:
+    joins = [{"id": f"join-M-{m}", "type": "member.joined", "member": f"M-{m}",
+              "time": "2026-06-01T08:00:00Z", "data": {"profile": {}, "channel": "app"}}
+             for m in range(MEMBERS)]
+    buys = [{"id": f"p-{i}", "type": "purchase", "member": f"M-{i % MEMBERS}",
+             "time": f"2026-06-02T{(i // 3600) % 24:02d}:{(i // 60) % 60:02d}:{i % 60:02d}Z",
+             "data": {"transaction": f"t-{i}", "amount": float(1 + i % 37), "currency": "PLN",
+                      "store": "S1", "till": f"T{i % 5}"}}
+            for i in range(purchases)]
+    return joins + buys
+
+
+def clean_replay(events: list[dict]) -> dict[str, tuple[int, list[tuple]]]:
+    """Balance and ledger (oldest first) per member, from the engine alone."""
+    program = compile_program({"program": {"default": PROGRAM}, "scenarios": SCENARIOS})
+    now = parse_event(events[-1], 0).time + 1
+    states, ledgers = {}, {}
+    for document in events:
+        event = parse_event(document, now)
+        result = apply(states.get(event.member), event, program, now)
+        states[event.member] = result.state
+        ledgers.setdefault(event.member, []).extend(
+            (e.kind, e.points, e.event) for e in result.effects if isinstance(e, LedgerEntry))
+    return {m: (states[m].balance, ledgers[m]) for m in states}
+
+
+class Mismatch(str):
+    """A falsy description of the first member that differs (shown when a wait times out)."""
+
+    def __bool__(self) -> bool:
+        return False
+
+
+def matches(client: LoyaltyClient, expected: dict) -> bool | Mismatch:
+    for member, (balance, _) in expected.items():
+        status, body = client.worker.get(f"/v1/members/{member}")
+        if status != 200 or body["balance"] != balance:
+            return Mismatch(f"{member}: expected {balance}, got {status} {body}")
+    return True
+
+
+def assert_exact(client: LoyaltyClient, expected: dict) -> None:
+    for member, (balance, ledger) in expected.items():
+        assert client.member(member)["balance"] == balance, member
+        got = [(e["kind"], e["points"], e["event"]) for e in reversed(client.ledger(member))]
+        assert got == ledger, member
+
+
+def test_kill_9_in_the_middle_of_10000_purchases(worker_factory, mode):
+    worker = worker_factory(mode).start()
+    client = LoyaltyClient(worker)
+    client.configure(program=PROGRAM, scenarios=SCENARIOS)
+    events = workload(10_000)
+    client.send_many(events)
+    wait_until(lambda: worker.get(f"/v1/members/M-{MEMBERS - 1}")[0] == 200, 60,
+               message="processing to start")
+    worker.kill()
+    worker.start(ready_timeout=120)
+    expected = clean_replay(events)
+    wait_until(lambda: matches(client, expected), 300, interval=1.0,
+               message="every balance after kill -9")
+    assert_exact(client, expected)
+
+
+def test_two_workers_on_tansu_one_stops_the_other_takes_over(worker_factory):
+    first = worker_factory("kafka", name="w1").start()
+    second = worker_factory("kafka", name="w2").start()
+    client = LoyaltyClient(first)
+    client.configure(program=PROGRAM, scenarios=SCENARIOS)
+    wait_until(lambda: second.get("/v1/scenarios/weekend")[0] == 200, 20,
+               message="config replicated to the second worker")
+    events = workload(4_000)
+    client.send_many(events)
+    second.stop()
+    first.wait_ready(120)
+    expected = clean_replay(events)
+    wait_until(lambda: matches(client, expected), 300, interval=1.0,
+               message="the remaining worker to finish every partition")
+    assert_exact(client, expected)
+    status, ready = first.get("/readyz")
+    assert sorted(ready["assigned"][f"{first.env['TILLSTREAM_APP_ID']}-events"]) == [0, 1, 2, 3]
+
+
+POISON = [
+    (b"M-1", b"{not json", "malformed_json"),
+    (b"M-1", orjson.dumps({"id": "x1", "type": "teleport", "member": "M-1", "data": {}}),
+     "invalid_event"),
+    (b"M-1", orjson.dumps({"id": "x2", "type": "purchase", "member": "M-1",
+                           "data": {"transaction": "t", "amount": "lots", "currency": "PLN",
+                                    "store": "S1", "till": "T1"}}), "invalid_event"),
+    (b"M-404", orjson.dumps({"id": "x3", "type": "purchase", "member": "M-404",
+                             "data": {"transaction": "t", "amount": 10.0, "currency": "PLN",
+                                      "store": "S1", "till": "T1"}}), "member_unknown"),
+    (b"M-1", b"{" + b" " * (300 * 1024) + b"}", "too_large"),
+    (b"M-2", orjson.dumps({"id": "x4", "type": "visit", "member": "M-1",
+                           "data": {"store": "S1"}}), "key_mismatch"),
+]
+
+
+def test_poison_records_go_to_the_dlq_with_a_reason_and_processing_continues(worker_factory):
+    worker = worker_factory("embedded").start()
+    client = LoyaltyClient(worker)
+    client.configure(program=PROGRAM)
+    client.join("M-1")
+    client.wait_member("M-1", lambda m: True)
+    worker.stop()
+
+    log = EmbeddedLog.open(worker.data_dir / "log")
+    topic = next(t for t in log.topics() if t.endswith("-events"))
+    partitions = log.topic(topic).partitions
+    for key, value, _ in POISON:
+        log.append(topic, partition_for(key, partitions), key, value)
+    good = {"id": "after-poison", "type": "purchase", "member": "M-1",
+            "time": "2026-06-02T10:00:00Z",
+            "data": {"transaction": "t-ok", "amount": 25.0, "currency": "PLN", "store": "S1",
+                     "till": "T1"}}
+    log.append(topic, partition_for(b"M-1", partitions), b"M-1", orjson.dumps(good))
+    log.close()
+
+    worker.start()
+    assert client.wait_member("M-1", lambda m: m["balance"] == 25)["balance"] == 25
+    metrics = worker.get("/metrics")[1]["raw"]
+    for reason in {reason for _, _, reason in POISON}:
+        assert f'tillstream_dlq_records_total{{reason="{reason}"}}' in metrics, reason
+    worker.stop()
+
+    log = EmbeddedLog.open(worker.data_dir / "log")
+    dlq = next(t for t in log.topics() if t.endswith("-dlq"))
+    records = [orjson.loads(r.value) for p in range(log.topic(dlq).partitions)
+               for r in log.read(dlq, p, 0, 1000)]
+    log.close()
+    assert sorted(r["reason"] for r in records) == sorted(reason for _, _, reason in POISON)
+    assert all(r["details"] or r["reason"] in ("too_large", "member_unknown") for r in records)
+    huge = next(r for r in records if r["reason"] == "too_large")
+    assert huge["truncated"] and huge["value_bytes"] > 300 * 1024
