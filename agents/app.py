@@ -68,7 +68,14 @@ def create_app(settings: Settings) -> faust.App:
     events.register(app, topics.events, clock)
     members.register(app, processor)
     admin.register(app, config)
-    fire.register(app, config, topics.events, fanout_topic, topics.side["pools"], clock)
+    async def audience_size(kind: str, target: str, authorization: str | None) -> int:
+        brands = sorted({"default", *config.objects.get("program", {})})
+        dimension = "tier" if kind == "tier" else "segment"
+        return await analytics_api.members_in(app, aggregates, brands, dimension, target,
+                                              authorization)
+
+    fire.register(app, config, topics.events, fanout_topic, topics.side["pools"], clock,
+                  audience_size)
     analytics_api.register(app, aggregates, clock)
     openapi.register(app)
     if settings.test_clock:

@@ -75,3 +75,27 @@ def register(app: faust.App, aggregates: Aggregates, clock) -> None:
                 return json_response({"brand": brand, "date": day, "tills": tills})
             values = aggregates.row(row_key(brand, dimension))
             return json_response({"brand": brand, "dimension": dimension, "values": values})
+
+
+async def members_in(app: faust.App, aggregates: Aggregates, brands: list[str], dimension: str,
+                     value: str, authorization: str | None) -> int:
+    """Members counted in one tier or segment across brands, from the analytics aggregates;
+    each brand's row is read on the worker that owns it (asked over HTTP when not this one)."""
+    total = 0
+    for brand in brands:
+        key = brand.encode()
+        try:
+            owner = app.router.key_store(aggregates.table.name, key)
+        except KeyError:
+            owner = None
+        if owner is None or str(owner).rstrip("/") == str(app.conf.canonical_url).rstrip("/"):
+            row = aggregates.row(row_key(brand, dimension))
+            total += int(row.get(value, {}).get("members", 0))
+            continue
+        headers = {"Authorization": authorization} if authorization else {}
+        url = f"{str(owner).rstrip('/')}/v1/analytics/brands/{brand}/{dimension}"
+        async with app.http_client.get(url, headers=headers) as response:
+            if response.status == 200:
+                body = await response.json()
+                total += int(body["values"].get(value, {}).get("members", 0))
+    return total

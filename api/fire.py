@@ -3,8 +3,8 @@ become records on topics, answered as soon as those records are durable.
 
 Firing for a list of members sends one ``trigger.fired`` event per member. Firing for a tier or
 a segment writes one fan-out request per partition (agents/fanout.py): the server never walks
-an audience itself, and the answer says how many partitions took the request and, for a
-member list, how many members were targeted.
+an audience itself. The answer says how many members were targeted: the list's length, or the
+tier's / segment's member count in the analytics aggregates at the time of the request.
 """
 
 from __future__ import annotations
@@ -51,7 +51,10 @@ def fire_problems(body: dict, config: ConfigReplica) -> list[dict]:
 
 
 def register(app: faust.App, config: ConfigReplica, events_topic: faust.TopicT,
-             fanout_topic: faust.TopicT, pools_topic: faust.TopicT, clock) -> None:
+             fanout_topic: faust.TopicT, pools_topic: faust.TopicT, clock,
+             audience_size) -> None:
+    """``audience_size(kind, id, authorization) -> int`` counts a tier's or segment's
+    members (from the analytics aggregates) for the answer."""
     @app.page("/v1/triggers/{id}/fire")
     class FireView(View):
         async def post(self, request: Request, id: str) -> web.Response:
@@ -87,8 +90,11 @@ def register(app: faust.App, config: ConfigReplica, events_topic: faust.TopicT,
                                                   partition=p)
                           for p in range(partitions)]
             await asyncio.gather(*deliveries)
-            return json_response({"request": request_id, "targeted": audience,
-                                  "partitions": partitions}, status=202)
+            kind, target = next(iter(audience.items()))
+            targeted = await audience_size(kind, target, request.headers.get("Authorization"))
+            return json_response({"request": request_id, "targeted": targeted,
+                                  "audience": audience, "partitions": partitions},
+                                 status=202)
 
     @app.page("/v1/promo-pools/{id}/codes")
     class PoolCodesView(View):

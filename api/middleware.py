@@ -7,6 +7,7 @@ import logging
 import time
 
 from aiohttp import web
+from faust.web import View
 
 from agents.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from api.auth import required_roles, role_for
@@ -21,6 +22,25 @@ def _route_label(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
+def _allowed_methods(request: web.Request, exc: Exception | None = None) -> str:
+    """The methods a route answers, for the ``Allow`` header of a 405."""
+    allowed = getattr(exc, "allowed_methods", None)
+    if not allowed:
+        handler = request.match_info.handler
+        views = [cell.cell_contents for cell in getattr(handler, "__closure__", None) or ()
+                 if isinstance(cell.cell_contents, View)]
+        allowed = [name.upper() for name in ("get", "post", "put", "patch", "delete")
+                   if views and getattr(type(views[0]), name) is not getattr(View, name)]
+    return ", ".join(sorted(allowed))
+
+
+def _method_not_allowed(request: web.Request, exc: Exception | None = None) -> web.Response:
+    response = error_response(405, "method_not_allowed",
+                              f"{request.method} is not allowed on {request.path}")
+    response.headers["Allow"] = _allowed_methods(request, exc)
+    return response
+
+
 def build_middlewares(tokens: list[tuple[str, bytes]]) -> list:
     @web.middleware
     async def observe(request: web.Request, handler):
@@ -28,6 +48,8 @@ def build_middlewares(tokens: list[tuple[str, bytes]]) -> list:
         status = 500
         try:
             response = await handler(request)
+            if response.status == 405:
+                response = _method_not_allowed(request)
             status = response.status
             return response
         except web.HTTPException as exc:
@@ -37,8 +59,7 @@ def build_middlewares(tokens: list[tuple[str, bytes]]) -> list:
             if exc.status == 404:
                 return error_response(404, "not_found", f"no route for {request.path}")
             if exc.status == 405:
-                return error_response(405, "method_not_allowed",
-                                      f"{request.method} is not allowed on {request.path}")
+                return _method_not_allowed(request, exc)
             raise
         except Exception:
             logger.exception("unhandled error on %s %s", request.method, _route_label(request))

@@ -209,8 +209,10 @@ def test_firing_for_a_tier_fans_out_to_every_member_of_the_tier(worker, admin):
     admin.send_many([purchase(f"pf-{m}", m, 60.0) for m in fans])
     for member in fans:
         admin.wait_member(member, lambda m: m["tier"] == "fans")
+    wait_until(lambda: worker.get("/v1/analytics/brands/default/tier", token=QUERY)[1]
+               ["values"].get("fans", {}).get("members") == 6, 20, message="tier counted")
     status, body = worker.post("/v1/triggers/fans-day/fire", {"tier": "fans"}, token=ADMIN)
-    assert status == 202 and body["partitions"] == 4
+    assert status == 202 and body["targeted"] == 6 and body["partitions"] == 4
     for member in fans:
         admin.wait_member(member, lambda m: m["balance"] >= 1000)
     assert admin.member("NOT-A-FAN")["balance"] == 0
