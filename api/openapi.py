@@ -57,6 +57,14 @@ EXECUTION = {"type": "object", "required": ["id", "scenario", "member"],
                             "trigger": STRING, "actions": {"type": "array", "items": STRING}}}
 
 
+def with_id(schema: dict) -> dict:
+    """A stored object as answered: the request schema plus its ``id`` (in every branch)."""
+    stored = dict(schema, properties={**schema.get("properties", {}), "id": STRING})
+    if "oneOf" in schema:
+        stored["oneOf"] = [with_id(branch) for branch in schema["oneOf"]]
+    return stored
+
+
 def page(field: str, item: dict) -> dict:
     return {"type": "object", "required": [field, "total"],
             "properties": {field: {"type": "array", "items": item}, "total": INTEGER,
@@ -125,7 +133,7 @@ def build_document() -> dict[str, Any]:
                     "responses": {**_ok(schema), **_errors(400, 401, 403)}}}
     for path, kind, list_field in COLLECTIONS:
         schema = engine_program.json_schema(kind)
-        stored = {"allOf": [schema, {"type": "object", "properties": {"id": STRING}}]}
+        stored = with_id(schema)
         paths[f"/v1/{path}"] = {"get": {
             "summary": f"All {path}",
             "responses": {**_ok({"type": "object", "properties": {

@@ -51,7 +51,7 @@ def test_a_scenario_lists_every_problem_including_unknown_references():
 def test_settings_triggers_and_pools_are_validated():
     assert fields(validate_settings({"rounding": "up", "chain_depth": 0,
                                      "referral": {"qualify": {"spend": 1, "points": 1}}})) == [
-        "chain_depth", "rounding"]
+        "chain_depth", "referral.qualify", "rounding"]
     assert fields(validate_settings({"referral": {"qualify": {"spend": 1, "points": 1}},
                                      "timezone": "Mars/Olympus"})) == ["referral.qualify",
                                                                       "timezone"]
