@@ -27,6 +27,9 @@ DLQ = Counter("tillstream_dlq_records_total", "Records sent to the DLQ", ["reaso
 OUTBOX_DELIVERIES = Counter("tillstream_outbox_deliveries_total",
                             "Outbox deliveries by channel and outcome",
                             ["channel", "outcome"], registry=REGISTRY)
+PROMO_POOL_DRY = Counter("tillstream_promo_pool_dry_total",
+                         "Code requests refused because the promo-code pool ran dry",
+                         ["pool"], registry=REGISTRY)
 CONSUMER_LAG = Gauge("tillstream_consumer_lag", "Records not yet processed",
                      ["topic", "partition"], registry=REGISTRY)
 MEMBERS = Gauge("tillstream_member_table_keys",

@@ -19,6 +19,7 @@ import faust
 import orjson
 
 from agents.dlq import DeadLetters
+from agents.metrics import PROMO_POOL_DRY
 from agents.topics import CHANGELOG_CONFIGS
 from engine import effects as fx
 from engine import side
@@ -56,6 +57,9 @@ def _register_one(app: faust.App, name: str, topic: faust.TopicT, events_topic: 
         state, effects = logic(state, request, config.program())
         deliveries = []
         for effect in effects:
+            if isinstance(effect, fx.SendEvent) and effect.event["type"] == "promo.refused":
+                PROMO_POOL_DRY.labels(pool=effect.event["data"]["pool"]).inc()
+                logger.warning("promo-code pool %s ran dry", effect.event["data"]["pool"])
             if isinstance(effect, fx.SendEvent):
                 target = events_topic if effect.topic == "events" else topic
                 deliveries.append(await target.send(key=effect.key.encode(),

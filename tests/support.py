@@ -238,8 +238,12 @@ class LoyaltyClient:
         return body["messages"]
 
     def wait_messages(self, member: str, count: int, timeout: float = 20.0) -> list[dict]:
-        return wait_until(lambda: (lambda m: m if len(m) >= count else None)(
-            self.messages(member)), timeout, message=f"{count} messages for {member}")
+        def enough():
+            status, body = self.worker.get(f"/v1/members/{member}/messages?limit=500",
+                                           token=self.token)
+            return body["messages"] if status == 200 and len(body["messages"]) >= count \
+                else None
+        return wait_until(enough, timeout, message=f"{count} messages for {member}")
 
     def advance_clock(self, seconds: float) -> None:
         status, body = self.worker.post("/v1/admin/clock", {"advance": seconds},

@@ -233,3 +233,26 @@ def test_a_webhook_action_is_delivered_on_the_third_attempt_with_a_valid_signatu
         assert len(receiver.calls) == 3
     finally:
         receiver.close()
+
+
+def test_a_single_use_code_goes_to_one_member_and_the_dry_pool_is_reported(loyalty):
+    loyalty.configure(promo_pools={"welcome": {"name": "Welcome codes", "kind": "single_use",
+                                               "codes": ["WELCOME-1"]}},
+                      scenarios={"welcome-code": {
+                          "name": "Welcome code", "active": True, "trigger": "member.joined",
+                          "actions": [{"type": "reward.issue", "pool": "welcome"}]}})
+    loyalty.join("M-1")
+    first = loyalty.wait_messages("M-1", 1)
+    assert first[0]["body"] == "Your code: WELCOME-1"
+    assert loyalty.member("M-1")["codes"] == [{"pool": "welcome", "code": "WELCOME-1"}]
+    loyalty.join("M-2")
+
+    def dry_reported():
+        text = loyalty.worker.get("/metrics")[1]["raw"]
+        return 'tillstream_promo_pool_dry_total{pool="welcome"} 1.0' in text
+    wait_until(dry_reported, 20, message="the dry pool to be reported")
+    assert loyalty.member("M-2")["codes"] == []
+    status, body = loyalty.worker.post("/v1/promo-pools/welcome/codes", {"codes": ["MORE-1"]})
+    assert status == 202
+    loyalty.join("M-3")
+    assert loyalty.wait_messages("M-3", 1)[0]["body"] == "Your code: MORE-1"
