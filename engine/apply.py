@@ -18,7 +18,7 @@ from engine.events import Event
 from engine.program import Program, in_brand
 from engine.points import debit, purchase_rate, record_purchase, reverse_return, standard_earn
 from engine.scenarios import fire, fire_configured
-from engine.state import SEEN_IDS, Facts, MemberState, day_key
+from engine.state import SEEN_CHARS, MemberState, bucket_add, day_number
 from engine.timers import next_due, on_timer, period_index
 
 #: Events that are the member's own operations (they count as activity).
@@ -53,7 +53,7 @@ def apply(state: MemberState | None, event: Event, program: Program, now: float)
         if not _join(ctx):
             return Result(None, ctx.effects)
     else:
-        if event.id in state.seen:
+        if f"\n{event.id}\n" in state.seen:
             return Result(state, [])
         ctx = Context(state.clone(), event, program, program.settings(state.brand), now)
         if state.status != "active":
@@ -65,8 +65,8 @@ def apply(state: MemberState | None, event: Event, program: Program, now: float)
         handler = HANDLERS.get(event.type)
         if handler is not None:
             handler(ctx)
-    rejections = [e for e in ctx.effects if type(e) is Rejection]
-    if rejections:
+    if ctx.rejected:
+        rejections = [e for e in ctx.effects if type(e) is Rejection]
         # A refused event changes nothing, but is remembered so that a replay is not refused
         # (and dead-lettered) a second time.
         if original is None:
@@ -74,16 +74,32 @@ def apply(state: MemberState | None, event: Event, program: Program, now: float)
         ctx.state = original.clone()
         _remember(ctx)
         return Result(ctx.state, rejections)
-    if event.type in ACTIVITY_TYPES:
+    activity = event.type in ACTIVITY_TYPES
+    if activity:
         ctx.state.last_activity = max(ctx.state.last_activity or event.time, event.time)
         ctx.dirty.add("days_since_activity")
     _settle(ctx)
     _remember(ctx)
-    due = next_due(ctx)
-    if due != ctx.state.due:
-        ctx.state.due = due
-        ctx.effects.append(TimersChanged(due=tuple((t, kind) for t, kind in due)))
+    _timers(ctx, activity)
     return Result(ctx.state, ctx.effects)
+
+
+def _timers(ctx: Context, activity: bool) -> None:
+    """Recompute the due times when something they depend on changed.
+
+    A due time may be early but never late: after an activity the inactivity timer keeps its
+    earlier time, and when it fires the engine finds the member active and schedules the
+    real one. So the timer index is not rewritten on every purchase."""
+    state = ctx.state
+    if not ctx.timers_dirty and state.timers_for == ctx.program.timer_signature:
+        if not (activity and ctx.program.triggers_by_type.get("inactivity")
+                and all(kind != "inactivity" for _, kind in state.due)):
+            return
+    due = next_due(ctx)
+    state.timers_for = ctx.program.timer_signature
+    if due != state.due:
+        state.due = due
+        ctx.effects.append(TimersChanged(due=tuple((t, kind) for t, kind in due)))
 
 
 def _refused(state: MemberState | None, reason: str, details: list) -> Result:
@@ -91,20 +107,31 @@ def _refused(state: MemberState | None, reason: str, details: list) -> Result:
 
 
 def _remember(ctx: Context) -> None:
-    seen = ctx.state.seen
-    seen.append(ctx.event.id)
-    if len(seen) > SEEN_IDS:
-        del seen[: len(seen) - SEEN_IDS]
+    state = ctx.state
+    if state.last_time is None or ctx.event.time > state.last_time:
+        state.last_time = ctx.event.time
+    seen = f"{state.seen}{ctx.event.id}\n"
+    if len(seen) > SEEN_CHARS:
+        seen = seen[seen.index("\n", len(seen) - SEEN_CHARS):]
+    state.seen = seen
 
 
 # -- after every event: tier, balance thresholds, segments, referral condition -------------------
 
+#: Dirty facts after which the member's tier may change.
+TIER_INPUTS = frozenset({"spend_total", "points_earned_total", "tier"})
+
+
 def _settle(ctx: Context) -> None:
+    reclassify = (ctx.event.type == "timer"
+                  or ctx.state.timers_for != ctx.program.timer_signature)
     for _ in range(ctx.settings.chain_depth + 1):
         before = len(ctx.effects)
         dirty = ctx.dirty
         ctx.dirty = set()
-        _classify_tier(ctx)
+        if reclassify or not TIER_INPUTS.isdisjoint(dirty):
+            _classify_tier(ctx)
+        reclassify = False
         if "balance" in dirty:
             _balance_exceeded(ctx)
         _segments(ctx, dirty)
@@ -115,12 +142,20 @@ def _settle(ctx: Context) -> None:
 
 def _classify_tier(ctx: Context) -> None:
     state = ctx.state
-    tiers = [t for t in ctx.program.tiers if in_brand(t, state.brand)]
+    tiers = ctx.program.tiers_for(state.brand)
     if not tiers and state.tier is None:
         return
-    facts = Facts(state, ctx.at)
-    earned = next((t for t in tiers if facts.get(t.metric, 0) >= t.min), None)
-    manual = next((t for t in tiers if t.id == state.tier_manual), None)
+    at = ctx.at
+    metrics: dict[str, float] = {}
+    earned = manual = None
+    for tier in tiers:
+        value = metrics.get(tier.metric)
+        if value is None:
+            value = metrics[tier.metric] = tier.read(state, at) or 0
+        if earned is None and value >= tier.min:
+            earned = tier
+        if tier.id == state.tier_manual:
+            manual = tier
     chosen = earned if manual is None or (earned is not None and earned.rank > manual.rank) \
         else manual
     new = None if chosen is None else chosen.id
@@ -129,6 +164,7 @@ def _classify_tier(ctx: Context) -> None:
     old = state.tier
     state.tier = new
     ctx.dirty.add("tier")
+    ctx.timers_dirty = True
     fire_configured(ctx, "tier_changed",
                     lambda t: t.params.get("from") in (None, old)
                     and t.params.get("to") in (None, new),
@@ -146,29 +182,23 @@ def _balance_exceeded(ctx: Context) -> None:
 
 
 def _segments(ctx: Context, dirty: set) -> None:
-    program = ctx.program
-    if not program.segments:
-        return
-    candidates = {s.id: s for s in program.time_dependent_segments}
-    for name in dirty:
-        for segment in program.segments_by_field.get(name, ()):
-            candidates[segment.id] = segment
+    candidates = ctx.program.segments_for(dirty)
     if not candidates:
         return
-    state = ctx.state
-    facts = Facts(state, ctx.at)
-    current = set(state.segments)
+    state, at = ctx.state, ctx.at
+    current = state.segments
+    active = state.status == "active"
     entered, left = [], []
-    for segment_id, segment in sorted(candidates.items()):
-        inside = (state.status == "active" and in_brand(segment, state.brand)
-                  and segment.matches(facts))
-        if inside and segment_id not in current:
-            entered.append(segment_id)
-        elif not inside and segment_id in current:
-            left.append(segment_id)
+    for segment in candidates:
+        inside = active and in_brand(segment, state.brand) and segment.matches(state, at)
+        if inside:
+            if segment.id not in current:
+                entered.append(segment.id)
+        elif segment.id in current:
+            left.append(segment.id)
     if not entered and not left:
         return
-    state.segments = sorted((current | set(entered)) - set(left))
+    state.segments = sorted(set(current).union(entered).difference(left))
     for segment_id in entered:
         fire_configured(ctx, "segment_entered", lambda t: t.params["segment"] == segment_id)
     for segment_id in left:
@@ -243,6 +273,8 @@ def _profile_updated(ctx: Context) -> None:
         return
     state.profile = after
     ctx.dirty.update(f"profile.{k}" for k in changed)
+    if "birthday" in changed:
+        ctx.timers_dirty = True
     fire_configured(ctx, "profile_edited",
                     lambda t: any(f in changed for f in t.params["fields"]),
                     {"changed": changed})
@@ -294,8 +326,7 @@ def _return(ctx: Context) -> None:
 
 def _visit(ctx: Context) -> None:
     state = ctx.state
-    key = day_key(ctx.at)
-    state.visit_days[key] = state.visit_days.get(key, 0) + 1
+    bucket_add(state.visit_days, day_number(ctx.at), 1)
     ctx.dirty.add("visits_30d")
     period = period_index(ctx.at, ctx.settings.streak_period, ctx.settings.timezone)
     last = state.streak_period
@@ -394,7 +425,7 @@ def _reward_refused(ctx: Context) -> None:
 def _promo_issued(ctx: Context) -> None:
     data = ctx.event.data
     state = ctx.state
-    state.codes = [*state.codes, [data["pool"], data["code"], ctx.at]]
+    state.codes = [*state.codes, [data["pool"], data["code"], ctx.at]][-20:]
     ctx.effects.append(Message(id=ctx.next_id("M"), member=state.id, time=ctx.at,
                                channel="internal", subject=None,
                                body=f"Your code: {data['code']}",

@@ -5,12 +5,11 @@ ledger entry, numbering effect ids, sending an event to another key)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 from engine.effects import LedgerEntry, Rejection, SendEvent
 from engine.events import Event, iso
 from engine.program import Program, Settings
-from engine.state import MemberState, day_key
+from engine.state import MemberState, bucket_add, day_number
 
 
 def round_points(value: float, rounding: str) -> int:
@@ -23,24 +22,30 @@ def round_points(value: float, rounding: str) -> int:
     return int(math.floor(value + 1e-9))
 
 
-@dataclass(slots=True)
 class Context:
-    state: MemberState
-    event: Event
-    program: Program
-    settings: Settings
-    now: float
-    effects: list = field(default_factory=list)
-    dirty: set = field(default_factory=set)
-    ledger_seq: int = 0
-    message_seq: int = 0
-    execution_seq: int = 0
-    send_seq: int = 0
+    """One apply's working set. ``at`` is the time rules reason with: the event's own time
+    (so a replay decides the same); ``now`` only stamps what has no time of its own."""
 
-    @property
-    def at(self) -> float:
-        """The time rules reason with: the event's own time (replays decide the same)."""
-        return self.event.time
+    __slots__ = ("state", "event", "program", "settings", "now", "at", "effects", "dirty",
+                 "timers_dirty", "rejected", "ledger_seq", "message_seq", "execution_seq",
+                 "send_seq")
+
+    def __init__(self, state: MemberState, event: Event, program: Program, settings: Settings,
+                 now: float) -> None:
+        self.state = state
+        self.event = event
+        self.program = program
+        self.settings = settings
+        self.now = now
+        self.at = event.time
+        self.effects: list = []
+        self.dirty: set[str] = set()          # facts changed since the last settle round
+        self.timers_dirty = False             # the member's due times must be recomputed
+        self.rejected = False
+        self.ledger_seq = 0
+        self.message_seq = 0
+        self.execution_seq = 0
+        self.send_seq = 0
 
     def next_id(self, prefix: str) -> str:
         if prefix == "L":
@@ -64,9 +69,9 @@ class Context:
             return None
         state = self.state
         state.balance += points
-        entry = LedgerEntry(id=self.next_id("L"), member=state.id, time=self.at, kind=kind,
-                            points=points, balance=state.balance,
-                            event=source or self.event.id, scenario=scenario)
+        self.ledger_seq += 1
+        entry = LedgerEntry(f"{self.event.id}:L{self.ledger_seq}", state.id, self.at, kind,
+                            points, state.balance, source or self.event.id, scenario)
         self.effects.append(entry)
         self.dirty.add("balance")
         return entry
@@ -77,8 +82,7 @@ class Context:
             return
         state = self.state
         state.points_earned_total += points
-        key = day_key(self.at)
-        state.earned_days[key] = state.earned_days.get(key, 0) + points
+        bucket_add(state.earned_days, day_number(self.at), points)
         self.dirty.add("points_earned_total")
 
     def send(self, topic: str, key: str, type_: str, data: dict, suffix: str | None = None,
@@ -89,4 +93,5 @@ class Context:
             "brand": self.state.brand, "data": data}))
 
     def reject(self, reason: str, details: list[dict]) -> None:
+        self.rejected = True
         self.effects.append(Rejection(reason=reason, details=details))

@@ -102,6 +102,9 @@ class SendEvent:
     key: str
     event: dict
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"topic": self.topic, "key": self.key, "event": self.event}
+
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
@@ -109,6 +112,9 @@ class Rejection:
 
     reason: str
     details: list
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"reason": self.reason, "details": list(self.details)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,9 +125,16 @@ class ChainCut:
     depth: int
     event: str
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"scenario": self.scenario, "depth": self.depth, "event": self.event,
+                "cut": True}
+
 
 @dataclass(frozen=True, slots=True)
 class TimersChanged:
     """The member's complete set of next due times, ``(time, kind)``."""
 
     due: tuple[tuple[float, str], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"due": [{"time": iso(t), "kind": kind} for t, kind in self.due]}

@@ -88,9 +88,16 @@ INTERNAL_DATA: dict[str, dict] = {
 EVENT_TYPES = tuple(PUBLIC_DATA) + tuple(INTERNAL_DATA)
 
 
+MEMBER_ID = {**STRING, "pattern": "^[^/\\x00]+$",
+             "x-pattern-problem": "must not contain '/' or NUL"}
+EVENT_ID = {**STRING, "pattern": "^[^\\n\\x00]+$",
+            "x-pattern-problem": "must not contain a newline or NUL"}
+
+
 def _envelope(data_schemas: dict[str, dict]) -> dict:
-    branches = {name: {"required": ["id", "member"], "additionalProperties": False,
-                       "properties": {"id": STRING, "member": STRING,
+    branches = {name: {"required": ["id", "member", *(["data"] if data["required"] else [])],
+                       "additionalProperties": False,
+                       "properties": {"id": EVENT_ID, "member": MEMBER_ID,
                                       "time": {"type": "string", "format": "date-time"},
                                       "brand": STRING, "data": data}}
                 for name, data in data_schemas.items()}
@@ -131,8 +138,6 @@ def parse_event(document: Any, now: float, internal: bool = True) -> Event:
     if problems:
         raise EventError(problems)
     member = document["member"]
-    if "\0" in member or "/" in member:
-        raise EventError([{"field": "member", "problem": "must not contain '/' or NUL"}])
     raw_time = document.get("time")
     return Event(id=document["id"], type=document["type"], member=member,
                  time=now if raw_time is None else parse_time(raw_time),

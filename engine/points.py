@@ -17,7 +17,7 @@ Policies (documented in README "Loyalty rules"):
 from __future__ import annotations
 
 from engine.context import Context, round_points
-from engine.state import DAY, day_key
+from engine.state import DAY, HISTORY_DAYS, MAX_TRANSACTIONS, bucket_add, day_number
 
 
 def purchase_rate(ctx: Context) -> float:
@@ -31,16 +31,28 @@ def purchase_rate(ctx: Context) -> float:
 
 def credit(ctx: Context, kind: str, points: int, scenario: str | None = None,
            source: str | None = None) -> None:
-    """A positive entry that opens an expiry lot."""
+    """A positive entry that opens (or joins) the expiry lot of its day."""
     entry = ctx.post(kind, points, scenario, source)
     if entry is None:
         return
     expiry_days = ctx.settings.expiry_days
     if expiry_days:
-        lots = ctx.state.lots
-        lots.append([ctx.at + expiry_days * DAY, points])
-        if len(lots) > 1 and lots[-2][0] > lots[-1][0]:
-            lots.sort(key=lambda lot: lot[0])
+        add_lot(ctx, (day_number(ctx.at) + expiry_days + 1) * DAY, points)
+
+
+def add_lot(ctx: Context, expires_at: float, points: int) -> None:
+    """Lots are kept oldest first, one per expiry day."""
+    lots = ctx.state.lots
+    if lots and lots[-1][0] == expires_at:
+        lots[-1] = [expires_at, lots[-1][1] + points]
+    elif not lots or lots[-1][0] < expires_at:
+        lots.append([expires_at, points])
+        if len(lots) == 1:
+            ctx.timers_dirty = True
+    else:
+        lots.append([expires_at, points])
+        lots.sort(key=lambda lot: lot[0])
+        ctx.timers_dirty = True
 
 
 def debit(ctx: Context, kind: str, points: int, scenario: str | None = None) -> int:
@@ -56,6 +68,8 @@ def debit(ctx: Context, kind: str, points: int, scenario: str | None = None) -> 
 
 def consume_lots(ctx: Context, points: int) -> None:
     lots = ctx.state.lots
+    if lots:
+        ctx.timers_dirty = True
     while points > 0 and lots:
         expires_at, remaining = lots[0]
         if remaining > points:
@@ -75,12 +89,21 @@ def standard_earn(ctx: Context, kind: str, points: int, tx: str | None) -> bool:
         if record is not None:
             ctx.state.transactions[tx] = [*record[:2], record[2] + points, *record[3:]]
     if pending_days and tx is not None:
-        ctx.state.pending.append([ctx.at + pending_days * DAY, points, kind, tx, ctx.event.id])
-        ctx.dirty.add("pending")
+        hold(ctx, points, kind, tx)
         return False
     credit(ctx, kind, points)
     ctx.earned(points)
     return True
+
+
+def hold(ctx: Context, points: int, kind: str, tx: str) -> None:
+    """Points of a purchase held until its returns window ends."""
+    pending = ctx.state.pending
+    unlock_at = ctx.at + ctx.settings.pending_days * DAY
+    if not pending or unlock_at < min(entry[0] for entry in pending):
+        ctx.timers_dirty = True
+    pending.append([unlock_at, points, kind, tx, ctx.event.id])
+    ctx.dirty.add("pending")
 
 
 def unlock_pending(ctx: Context) -> None:
@@ -99,12 +122,14 @@ def unlock_pending(ctx: Context) -> None:
     if len(keep) != len(ctx.state.pending):
         ctx.state.pending = keep
         ctx.dirty.add("pending")
+        ctx.timers_dirty = True
 
 
 def expire_lots(ctx: Context) -> None:
     """Write ``expire`` entries for lots past their date, oldest first."""
     lots = ctx.state.lots
     while lots and lots[0][0] <= ctx.at:
+        ctx.timers_dirty = True
         _, remaining = lots.pop(0)
         taken = min(remaining, ctx.state.balance)
         if taken > 0:
@@ -115,25 +140,16 @@ def record_purchase(ctx: Context, tx: str, amount: float) -> None:
     state = ctx.state
     state.spend_total += amount
     state.purchases_total += 1
-    key = day_key(ctx.at)
-    state.spend_days[key] = state.spend_days.get(key, 0.0) + amount
-    state.transactions[tx] = [ctx.at, amount, 0, 0.0, 0, bool(ctx.settings.pending_days)]
+    bucket_add(state.spend_days, day_number(ctx.at), amount)
+    transactions = state.transactions
+    transactions[tx] = [ctx.at, amount, 0, 0.0, 0, bool(ctx.settings.pending_days)]
+    if len(transactions) > MAX_TRANSACTIONS:
+        del transactions[next(iter(transactions))]
+    oldest = next(iter(transactions.values()))
+    if oldest[0] < ctx.at - HISTORY_DAYS * DAY:
+        horizon = ctx.at - HISTORY_DAYS * DAY
+        state.transactions = {t: r for t, r in transactions.items() if r[0] >= horizon}
     ctx.dirty.update(("spend_total", "purchases_total"))
-    prune_history(ctx)
-
-
-def prune_history(ctx: Context) -> None:
-    """Drop day buckets and transactions older than the longest window (366 days)."""
-    state = ctx.state
-    oldest = day_key(ctx.at - 366 * DAY)
-    for buckets in (state.spend_days, state.earned_days, state.visit_days):
-        if buckets and min(buckets) < oldest:
-            for key in [k for k in buckets if k < oldest]:
-                del buckets[key]
-    horizon = ctx.at - 366 * DAY
-    if state.transactions and len(state.transactions) > 64:
-        for tx in [t for t, r in state.transactions.items() if r[0] < horizon]:
-            del state.transactions[tx]
 
 
 def reverse_return(ctx: Context, tx: str, amount: float) -> None:
@@ -155,9 +171,9 @@ def reverse_return(ctx: Context, tx: str, amount: float) -> None:
     target = round_points(points * returned / bought, "round") if bought else points
     to_reverse = max(0, min(points, target) - reversed_points)
     state.spend_total -= amount
-    key = day_key(bought_at)
-    if key in state.spend_days:
-        state.spend_days[key] = max(0.0, state.spend_days[key] - amount)
+    bought_day = day_number(bought_at)
+    state.spend_days = [[day, max(0.0, value - amount) if day == bought_day else value]
+                        for day, value in state.spend_days]
     ctx.dirty.add("spend_total")
     if pending:
         remaining = to_reverse
@@ -176,6 +192,7 @@ def reverse_return(ctx: Context, tx: str, amount: float) -> None:
         taken = debit(ctx, "reversal", to_reverse)
         if taken:
             state.points_earned_total = max(0, state.points_earned_total - taken)
+            ctx.dirty.add("points_earned_total")
     state.transactions[tx] = [bought_at, bought, points, returned, reversed_points + to_reverse,
                               pending]
 
@@ -190,9 +207,7 @@ def standard_bonus(ctx: Context, points: int, tx: str | None, scenario: str) -> 
         if record is not None:
             ctx.state.transactions[tx] = [*record[:2], record[2] + points, *record[3:]]
             if record[5]:
-                ctx.state.pending.append([ctx.at + ctx.settings.pending_days * DAY, points,
-                                          "bonus", tx, ctx.event.id])
-                ctx.dirty.add("pending")
+                hold(ctx, points, "bonus", tx)
                 return
     credit(ctx, "bonus", points, scenario)
     ctx.earned(points)

@@ -9,12 +9,16 @@ override it field by field.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
 
 from engine.rules import Predicate, TIME_DEPENDENT, compile_rule, validate_rule
 from engine.schema import Problem, check, join, parse_time, tagged_union
+from engine.state import reader
 
 SYSTEM_TRIGGERS = ("member.joined", "points.standard_added", "points.standard_subtracted",
                    "reward.digital_issued", "reward.physical_issued", "reward.physical_shipped",
@@ -43,7 +47,9 @@ SCHEMAS: dict[str, dict] = {
         "pending_days": {"type": "integer", "minimum": 0, "maximum": 365},
         "streak_period": {"type": "string", "enum": ["day", "week", "month"]},
         "referral": {"type": "object", "additionalProperties": False, "properties": {
-            "qualify": {"type": "object", "additionalProperties": False, "properties": {
+            "qualify": {"type": "object", "additionalProperties": False,
+                        "minProperties": 1, "maxProperties": 1,
+                        "x-count-problem": "give exactly one of spend, points", "properties": {
                 "spend": {"type": "number", "exclusiveMinimum": 0},
                 "points": {"type": "integer", "exclusiveMinimum": 0}}}}},
         "chain_depth": {"type": "integer", "minimum": 1, "maximum": 20},
@@ -123,11 +129,20 @@ ACTION_SCHEMA = tagged_union("type", {
         ("message.internal", _TEXT_ACTION, ["body"]),
         ("message.push", {"title": TEXT, "body": TEXT, "target": TEXT}, ["title", "body"]),
         ("staff.email", {"user": ID, "subject": TEXT, "body": TEXT}, ["user", "body"]),
-        ("webhook", {"url": {"type": "string", "minLength": 8, "maxLength": 2000},
+        ("webhook", {"url": {"type": "string", "minLength": 8, "maxLength": 2000,
+                             "pattern": "^https?://.+$",
+                             "x-pattern-problem": "must be an http(s) URL"},
                      "method": {"type": "string",
                                 "enum": ["GET", "POST", "PUT", "PATCH", "DELETE"]},
                      "body": {}}, ["url"]),
         ("member.delete", {}, []))})
+
+for _branch in ACTION_SCHEMA["oneOf"]:
+    _choices = {"points.subtract": "points, percent", "reward.issue": "reward, pool"}.get(
+        _branch["properties"]["type"]["const"])
+    if _choices:
+        _branch.update(minProperties=2, maxProperties=2,
+                       **{"x-count-problem": f"give exactly one of {_choices}"})
 
 SCHEMAS["scenarios"] = {
     "type": "object", "required": ["name", "trigger", "actions"], "additionalProperties": False,
@@ -152,14 +167,8 @@ def json_schema(kind: str) -> dict:
 
 def validate_settings(doc: Any) -> list[Problem]:
     problems = check(SCHEMAS["settings"], doc)
-    if problems:
-        return problems
-    qualify = (doc.get("referral") or {}).get("qualify")
-    if qualify is not None and len(qualify) != 1:
-        problems.append({"field": "referral.qualify",
-                         "problem": "give exactly one of spend, points"})
-    zone = doc.get("timezone")
-    if zone is not None:
+    zone = doc.get("timezone") if isinstance(doc, dict) else None
+    if isinstance(zone, str) and zone:
         try:
             ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -200,7 +209,7 @@ def validate_scenario(doc: Any, program: "Program | None" = None) -> list[Proble
     problems = check(SCHEMAS["scenarios"], doc)
     if not isinstance(doc, dict):
         return problems
-    window = doc.get("window") or {}
+    window = doc.get("window") if isinstance(doc.get("window"), dict) else {}
     start, end = parse_time(window.get("from", "")), parse_time(window.get("to", ""))
     if start is not None and end is not None and end <= start:
         problems.append({"field": "window.to", "problem": "must be after window.from"})
@@ -208,15 +217,6 @@ def validate_scenario(doc: Any, program: "Program | None" = None) -> list[Proble
         if not isinstance(action, dict):
             continue
         path = join("actions", index)
-        kind = action.get("type")
-        if kind == "points.subtract" and ("points" in action) == ("percent" in action):
-            problems.append({"field": path, "problem": "give exactly one of points, percent"})
-        if kind == "reward.issue" and ("reward" in action) == ("pool" in action):
-            problems.append({"field": path, "problem": "give exactly one of reward, pool"})
-        url = action.get("url")
-        if kind == "webhook" and isinstance(url, str) and not url.startswith(
-                ("http://", "https://")):
-            problems.append({"field": join(path, "url"), "problem": "must be an http(s) URL"})
         if program is not None:
             for key, known in (("tier", "tiers"), ("reward", "rewards"), ("pool", "pools")):
                 value = action.get(key)
@@ -294,6 +294,7 @@ class Tier:
     points_per_unit: float | None
     discount: float
     brands: frozenset[str]
+    read: Callable[[Any, float], Any]          # the metric, from a member state at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,11 +322,12 @@ class Scenario:
     trigger: str
     tiers: frozenset[str]
     segments: frozenset[str]
-    window_from: float | None
-    window_to: float | None
+    window_from: float                         # -inf when open
+    window_to: float                           # +inf when open
     limit_per_member: int | None
     actions: tuple[dict, ...]
     brands: frozenset[str]
+    chained: str                               # the trigger this scenario is: scenario:<id>
 
 
 def in_brand(obj: Any, brand: str) -> bool:
@@ -350,9 +352,36 @@ class Program:
     goals: dict[str, dict]
     blacklists: dict[str, tuple[frozenset[str], frozenset[str]]]
     default_settings: Settings = field(init=False)
+    timer_signature: str = field(init=False)
+    _memo: dict = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.default_settings = self.settings_by_brand["default"]
+        self.timer_signature = _timer_signature(self)
+
+    def tiers_for(self, brand: str) -> tuple[Tier, ...]:
+        """The brand's tiers, highest rank first (memoised per brand that some tier names;
+        every other brand shares the unscoped tiers)."""
+        key = ("tiers", brand if any(brand in t.brands for t in self.tiers) else None)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._memo[key] = tuple(t for t in self.tiers if in_brand(t, brand))
+        return found
+
+    def segments_for(self, changed: set[str]) -> tuple[Segment, ...]:
+        """The segments an event could move a member in or out of: those reading a changed
+        field, and those reading facts that change with time alone; sorted by id, memoised
+        per set of changed fields (events of one type change the same few)."""
+        by_field = self.segments_by_field
+        key = frozenset(name for name in changed if name in by_field)
+        found = self._memo.get(key)
+        if found is None:
+            chosen = {s.id: s for s in self.time_dependent_segments}
+            for name in key:
+                for segment in by_field[name]:
+                    chosen[segment.id] = segment
+            found = self._memo[key] = tuple(chosen[i] for i in sorted(chosen))
+        return found
 
     def settings(self, brand: str) -> Settings:
         return self.settings_by_brand.get(brand, self.default_settings)
@@ -381,6 +410,18 @@ class Program:
         return problems
 
 
+TIMED_TRIGGERS = ("inactivity", "birthday", "date")
+
+
+def _timer_signature(program: "Program") -> str:
+    """What a member's due times depend on in the configuration: a member whose due times
+    were computed under another signature has them recomputed on its next event."""
+    timed = [[t.id, t.type, t.params, sorted(t.brands)] for kind in TIMED_TRIGGERS
+             for t in program.triggers_by_type.get(kind, ())]
+    tiers = [[t.id, t.metric] for t in program.tiers]
+    return orjson.dumps([timed, tiers], option=orjson.OPT_SORT_KEYS).decode()
+
+
 def normalise_phone(phone: str) -> str:
     return "".join(ch for ch in phone if ch.isdigit() or ch == "+")
 
@@ -401,7 +442,8 @@ def compile_program(objects: dict[str, dict[str, dict]]) -> Program:
 
     tiers = sorted((Tier(id=i, name=d["name"], rank=d["rank"], metric=d["metric"],
                          min=float(d["min"]), points_per_unit=d.get("points_per_unit"),
-                         discount=float(d.get("discount") or 0), brands=_brands(d))
+                         discount=float(d.get("discount") or 0), brands=_brands(d),
+                         read=reader(d["metric"]))
                     for i, d in (objects.get("tiers") or {}).items() if not validate_tier(d)),
                    key=lambda t: (-t.rank, t.id))
 
@@ -453,10 +495,10 @@ def compile_program(objects: dict[str, dict[str, dict]]) -> Program:
             id=scenario_id, name=doc["name"], active=doc.get("active", True),
             trigger=doc["trigger"], tiers=frozenset(doc.get("tiers") or ()),
             segments=frozenset(doc.get("segments") or ()),
-            window_from=parse_time(window["from"]) if "from" in window else None,
-            window_to=parse_time(window["to"]) if "to" in window else None,
+            window_from=parse_time(window["from"]) if "from" in window else -math.inf,
+            window_to=parse_time(window["to"]) if "to" in window else math.inf,
             limit_per_member=doc.get("limit_per_member"), actions=tuple(doc["actions"]),
-            brands=_brands(doc))
+            brands=_brands(doc), chained=f"scenario:{scenario_id}")
     by_trigger: dict[str, list[Scenario]] = {}
     for scenario in scenarios.values():
         if scenario.active:

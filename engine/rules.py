@@ -2,16 +2,18 @@
 ``{"any": [...]}``, ``{"not": rule}`` and conditions ``{"field", "op", "value"}``.
 
 A rule is validated when it is defined (every bad path named, e.g. ``rule.all[1].op``) and
-compiled into nested closures over a *facts* mapping (engine/facts.py computes the facts of a
-member). Compiling also reports which fields the rule reads, so the program can index segments
-by field and evaluate only those an event could have changed.
+compiled into nested closures ``predicate(state, at)`` that read each field straight from the
+member state (engine/state.py ``reader``) at the event's time. Compiling also reports which
+fields the rule reads, so the program can index segments by field and evaluate only those an
+event could have changed.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 from engine.schema import Problem, join
+from engine.state import MemberState, reader
 
 #: Fields a condition may read; ``tags.``, ``profile.`` and ``consents.`` take a name.
 NUMERIC_FIELDS = frozenset({"balance", "spend_total", "spend_30d", "spend_365d",
@@ -25,7 +27,7 @@ TIME_DEPENDENT = frozenset({"spend_30d", "spend_365d", "visits_30d", "days_since
 OPS = ("==", "!=", ">", ">=", "<", "<=", "in", "not_in", "contains", "exists")
 COMBINATORS = ("all", "any", "not")
 
-Predicate = Callable[[Mapping[str, Any]], bool]
+Predicate = Callable[[MemberState, float], bool]
 
 
 def field_known(field: Any) -> bool:
@@ -85,55 +87,62 @@ def validate_rule(rule: Any, path: str = "rule", depth: int = 0) -> list[Problem
 
 
 def compile_rule(rule: dict) -> tuple[Predicate, frozenset[str]]:
-    """A validated rule as a predicate over facts, and the fields it reads."""
-    if "all" in rule:
-        parts = [compile_rule(r) for r in rule["all"]]
-        predicates = [p for p, _ in parts]
-        return (lambda facts: all(p(facts) for p in predicates),
-                frozenset().union(*(f for _, f in parts)))
-    if "any" in rule:
-        parts = [compile_rule(r) for r in rule["any"]]
-        predicates = [p for p, _ in parts]
-        return (lambda facts: any(p(facts) for p in predicates),
-                frozenset().union(*(f for _, f in parts)))
+    """A validated rule as a predicate over (state, time), and the fields it reads."""
+    for key in ("all", "any"):
+        if key in rule:
+            parts = [compile_rule(r) for r in rule[key]]
+            fields = frozenset().union(*(f for _, f in parts))
+            return _combine(key, [p for p, _ in parts]), fields
     if "not" in rule:
         inner, fields = compile_rule(rule["not"])
-        return (lambda facts: not inner(facts)), fields
-    return _condition(rule["field"], rule["op"], rule.get("value", True)), frozenset(
-        {rule["field"]})
+        return (lambda state, at: not inner(state, at)), fields
+    field = rule["field"]
+    return _condition(reader(field), rule["op"], rule.get("value", True)), frozenset({field})
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value
-    return None
+def _combine(key: str, predicates: list[Predicate]) -> Predicate:
+    """``all`` / ``any``, with the common one- and two-part rules unrolled."""
+    if len(predicates) == 1:
+        return predicates[0]
+    if len(predicates) == 2:
+        first, second = predicates
+        if key == "all":
+            return lambda state, at: first(state, at) and second(state, at)
+        return lambda state, at: first(state, at) or second(state, at)
+    if key == "all":
+        return lambda state, at: all(p(state, at) for p in predicates)
+    return lambda state, at: any(p(state, at) for p in predicates)
 
 
-def _condition(field: str, op: str, value: Any) -> Predicate:
+def _condition(read: Callable[[MemberState, float], Any], op: str, value: Any) -> Predicate:
     if op == "exists":
         want = bool(value)
-        return lambda facts: (facts.get(field) not in (None, "", [])) == want
+        return lambda state, at: (read(state, at) not in (None, "", [])) == want
     if op == "==":
-        return lambda facts: facts.get(field) == value
+        return lambda state, at: read(state, at) == value
     if op == "!=":
-        return lambda facts: facts.get(field) != value
+        return lambda state, at: read(state, at) != value
     if op in ("in", "not_in"):
         allowed = list(value)
-        inside = (lambda facts: facts.get(field) in allowed
-                  if not isinstance(facts.get(field), list)
-                  else any(v in allowed for v in facts.get(field)))
-        return inside if op == "in" else (lambda facts: not inside(facts))
+        want = op == "in"
+
+        def inside(state: MemberState, at: float) -> bool:
+            have = read(state, at)
+            if isinstance(have, list):
+                return any(v in allowed for v in have) == want
+            return (have in allowed) == want
+        return inside
     if op == "contains":
-        def contains(facts: Mapping[str, Any]) -> bool:
-            have = facts.get(field)
-            if isinstance(have, (list, tuple, set, frozenset)):
+        def contains(state: MemberState, at: float) -> bool:
+            have = read(state, at)
+            if isinstance(have, list):
                 return value in have
             return isinstance(have, str) and isinstance(value, str) and value in have
         return contains
-    compare = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}[op]
     bound = float(value)
+    compare = {">": bound.__lt__, ">=": bound.__le__, "<": bound.__gt__, "<=": bound.__ge__}[op]
 
-    def numeric(facts: Mapping[str, Any]) -> bool:
-        have = _number(facts.get(field))
-        return have is not None and compare(float(have), bound)
+    def numeric(state: MemberState, at: float) -> bool:
+        have = read(state, at)
+        return (type(have) is int or type(have) is float) and compare(have)
     return numeric

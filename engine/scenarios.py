@@ -33,22 +33,26 @@ def render(text: Any, ctx: Context) -> Any:
 
     def value(match: re.Match) -> str:
         name, sub = match.group(1), match.group(2)
-        if name == "profile" and sub:
-            found = state.profile.get(sub)
-        elif sub:
-            found = None
+        if sub:
+            found = state.profile.get(sub) if name == "profile" else None
         else:
-            found = {"id": state.id, "balance": state.balance, "pending": state.pending_points,
-                     "tier": state.tier, "brand": state.brand,
-                     "streak": state.streak_current}.get(name)
+            read = MEMBER_FIELDS.get(name)
+            found = None if read is None else read(state)
         return "" if found is None else str(found)
     return PLACEHOLDER.sub(value, text)
 
 
+MEMBER_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "id": lambda s: s.id, "balance": lambda s: s.balance, "pending": lambda s: s.pending_points,
+    "tier": lambda s: s.tier, "brand": lambda s: s.brand, "streak": lambda s: s.streak_current}
+
+
 def fire(ctx: Context, trigger: str, payload: dict | None = None, depth: int = 0) -> None:
     """Run every active scenario of ``trigger`` whose filters the member passes."""
-    for scenario in ctx.program.scenarios_by_trigger.get(trigger, ()):
-        run(ctx, scenario, trigger, payload or {}, depth)
+    scenarios = ctx.program.scenarios_by_trigger.get(trigger)
+    if scenarios:
+        for scenario in scenarios:
+            run(ctx, scenario, trigger, payload or {}, depth)
 
 
 def fire_configured(ctx: Context, trigger_type: str, matches: Callable[[Trigger], bool],
@@ -60,12 +64,12 @@ def fire_configured(ctx: Context, trigger_type: str, matches: Callable[[Trigger]
 
 
 def passes_filters(ctx: Context, scenario: Scenario) -> bool:
+    """Status, brand, window (the event's time, ``from`` inclusive, ``to`` exclusive), tier and
+    segment filters, and the per-member limit."""
     state = ctx.state
-    if state.status != "active" or not in_brand(scenario, state.brand):
+    if state.status != "active" or (scenario.brands and state.brand not in scenario.brands):
         return False
-    if scenario.window_from is not None and ctx.at < scenario.window_from:
-        return False
-    if scenario.window_to is not None and ctx.at >= scenario.window_to:
+    if not scenario.window_from <= ctx.at < scenario.window_to:
         return False
     if scenario.tiers and state.tier not in scenario.tiers:
         return False
@@ -80,12 +84,11 @@ def run(ctx: Context, scenario: Scenario, trigger: str, payload: dict, depth: in
         return
     state = ctx.state
     state.executions[scenario.id] = state.executions.get(scenario.id, 0) + 1
-    done = tuple(ACTIONS[action["type"]](ctx, scenario, action, payload)
-                 for action in scenario.actions)
-    ctx.effects.append(Execution(id=ctx.next_id("X"), scenario=scenario.id, member=state.id,
-                                 time=ctx.at, trigger=trigger, event=ctx.event.id,
-                                 actions=tuple(a for a in done if a), depth=depth))
-    chained = f"scenario:{scenario.id}"
+    done = [ACTIONS[action["type"]](ctx, scenario, action, payload)
+            for action in scenario.actions]
+    ctx.effects.append(Execution(ctx.next_id("X"), scenario.id, state.id, ctx.at, trigger,
+                                 ctx.event.id, tuple([a for a in done if a]), depth))
+    chained = scenario.chained
     if chained not in ctx.program.scenarios_by_trigger or state.status != "active":
         return
     if depth + 1 > ctx.settings.chain_depth:
@@ -195,6 +198,7 @@ def erase(ctx: Context) -> None:
     state.referrer = None
     state.qualified_members = []
     ctx.dirty.update(("status", "profile", "tags"))
+    ctx.timers_dirty = True
 
 
 ACTIONS: dict[str, Callable[[Context, Scenario, dict, dict], str]] = {

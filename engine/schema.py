@@ -6,7 +6,8 @@ module checks a value against them and lists *every* problem with its path
 and the validator cannot drift apart.
 
 Supported keywords: ``type`` (name or list), ``enum``, ``const``, ``minimum``, ``maximum``,
-``exclusiveMinimum``, ``minLength``, ``maxLength``, ``minItems``, ``maxItems``, ``items``,
+``exclusiveMinimum``, ``minLength``, ``maxLength``, ``pattern``, ``minProperties``,
+``maxProperties``, ``minItems``, ``maxItems``, ``items``,
 ``properties``, ``required``, ``additionalProperties`` (bool or schema), ``format:
 date-time``, and ``oneOf`` whose branches are told apart by a ``const`` on a discriminator
 property (``x-discriminator``: which property).
@@ -14,6 +15,7 @@ property (``x-discriminator``: which property).
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +23,9 @@ Problem = dict[str, str]
 
 _TYPES = {
     "string": lambda v: isinstance(v, str),
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    # JSON Schema counts 3.0 as an integer; callers convert with int().
+    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool))
+    or (isinstance(v, float) and v.is_integer()),
     "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
     "boolean": lambda v: isinstance(v, bool),
     "object": lambda v: isinstance(v, dict),
@@ -46,6 +50,14 @@ def parse_time(value: str) -> float | None:
         from datetime import timezone
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed.timestamp()
+
+
+def _matches(pattern: str, value: str) -> bool:
+    """ECMA-style: an anchored ``^...$`` pattern matches the whole string (Python's ``$``
+    would also accept a trailing newline)."""
+    if pattern.startswith("^") and pattern.endswith("$"):
+        return re.fullmatch(pattern[1:-1], value) is not None
+    return re.search(pattern, value) is not None
 
 
 def check(schema: dict, value: Any, path: str = "") -> list[Problem]:
@@ -95,6 +107,9 @@ def _check(schema: dict, value: Any, path: str, problems: list[Problem]) -> None
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             problems.append({"field": where,
                              "problem": f"must have at most {schema['maxLength']} characters"})
+        if "pattern" in schema and not _matches(schema["pattern"], value):
+            problems.append({"field": where, "problem": schema.get(
+                "x-pattern-problem", f"must match {schema['pattern']}")})
         if schema.get("format") == "date-time" and parse_time(value) is None:
             problems.append({"field": where, "problem": "must be an ISO-8601 date-time"})
     if isinstance(value, list):
@@ -108,6 +123,10 @@ def _check(schema: dict, value: Any, path: str, problems: list[Problem]) -> None
             for index, item in enumerate(value):
                 _check(schema["items"], item, join(path, index), problems)
     if isinstance(value, dict):
+        if len(value) < schema.get("minProperties", 0) or len(value) > schema.get(
+                "maxProperties", len(value)):
+            problems.append({"field": where, "problem": schema.get(
+                "x-count-problem", "has the wrong number of fields")})
         properties = schema.get("properties", {})
         for name in schema.get("required", ()):
             if name not in value:

@@ -1,30 +1,76 @@
-"""A member's loyalty state: one plain record per member, serialised with orjson.
+"""A member's loyalty state: one plain record per member, serialised with orjson per event.
 
-Rolling aggregates are kept as day buckets (``YYYY-MM-DD`` -> amount) pruned beyond 366 days,
-so a state stays small however long the member's history. The recent event ids kept for
-idempotency are bounded too (:data:`SEEN_IDS`): an event is a no-op when its id is among the
-member's last 512 applied events — far more than a crash or rebalance can replay (the events
-of a few seconds since the last commit).
+The state is bounded whatever the member's history, because it is read and written for every
+event:
+
+- rolling aggregates are day buckets ``[day, amount]`` (``day`` = UTC day number, epoch // 86400),
+  oldest first, pruned beyond :data:`HISTORY_DAYS`;
+- expiry lots are merged per expiry day, so there is at most one lot per day;
+- transactions kept for returns are those of the last :data:`HISTORY_DAYS` days, at most
+  :data:`MAX_TRANSACTIONS` (the newest); a return of an older one is refused;
+- idempotency: the ids of the member's most recent applied events, newline-separated in one
+  string of at most :data:`SEEN_CHARS` characters (≈ 100 ids of 20 characters; never fewer
+  than 10, ids being at most 200). One string is cheap to test, extend and serialise. A replay
+  after a crash or a rebalance re-delivers the events since the last committed offset — a few
+  seconds' worth, far fewer events of one member than that — so an id older than the window is
+  not replayed. ``last_time`` (the highest event time applied) is kept alongside, to tell late
+  input.
+
+Containers are never mutated in place by the engine once shared: :meth:`MemberState.clone`
+copies the containers, and items inside them (lists such as a bucket) are replaced, not changed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
-from typing import Any
+from operator import attrgetter
+from typing import Any, Callable
 
 import orjson
 
-SEEN_IDS = 512
+SEEN_CHARS = 2048
+MAX_TRANSACTIONS = 100
+HISTORY_DAYS = 366
 DAY = 86400.0
 
 
-def day_key(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d")
+def day_number(epoch: float) -> int:
+    """The UTC day of an epoch time (aggregates and expiry are counted in UTC days)."""
+    return int(epoch // DAY)
 
 
-def day_start(key: str) -> float:
-    return datetime.strptime(key, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp()
+def bucket_add(buckets: list, day: int, amount: float) -> None:
+    """Add to a day bucket (appending is the common case: events arrive in time order) and
+    drop buckets older than :data:`HISTORY_DAYS` before ``day``."""
+    if buckets:
+        last = buckets[-1]
+        if last[0] == day:
+            buckets[-1] = [day, last[1] + amount]
+            return
+        if last[0] > day:
+            for index, (at, value) in enumerate(buckets):
+                if at == day:
+                    buckets[index] = [day, value + amount]
+                    return
+                if at > day:
+                    buckets.insert(index, [day, amount])
+                    return
+    buckets.append([day, amount])
+    horizon = day - HISTORY_DAYS
+    if buckets[0][0] < horizon:
+        buckets[:] = [b for b in buckets if b[0] >= horizon]
+
+
+def window_sum(buckets: list, day: int, days: int) -> float:
+    """The sum of the ``days`` day buckets ending with ``day`` (inclusive)."""
+    since = day - days + 1
+    total = 0
+    for at, value in reversed(buckets):
+        if at < since:
+            break
+        if at <= day:
+            total += value
+    return total
 
 
 @dataclass(slots=True)
@@ -47,7 +93,7 @@ class MemberState:
     lots: list = field(default_factory=list)          # [expires_at, remaining], oldest first
     streak_current: int = 0
     streak_best: int = 0
-    streak_period: str | None = None
+    streak_period: int | None = None                  # number of the last period with a visit
     referrer: str | None = None
     referred: int = 0
     qualified: int = 0
@@ -59,48 +105,51 @@ class MemberState:
     spend_total: float = 0.0
     purchases_total: int = 0
     points_earned_total: int = 0
-    spend_days: dict = field(default_factory=dict)
-    earned_days: dict = field(default_factory=dict)
-    visit_days: dict = field(default_factory=dict)
+    spend_days: list = field(default_factory=list)    # [day, amount]
+    earned_days: list = field(default_factory=list)   # [day, points]
+    visit_days: list = field(default_factory=list)    # [day, visits]
     transactions: dict = field(default_factory=dict)  # tx -> [time, amount, points, returned, reversed, pending]
     orders: dict = field(default_factory=dict)        # order -> [reward, points, kind]
-    codes: list = field(default_factory=list)         # [pool, code, time]
+    codes: list = field(default_factory=list)         # [pool, code, time], the latest 20
     web: dict = field(default_factory=dict)           # web action -> count
     last_activity: float | None = None
-    seen: list = field(default_factory=list)
+    last_time: float | None = None
+    seen: str = "\n"                                 # "\nid\nid\n", newest last
     due: list = field(default_factory=list)           # [time, kind], sorted
+    timers_for: str | None = None                     # Program.timer_signature of ``due``
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in _FIELD_NAMES}
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(self.to_dict())
+        """The field values as a JSON list in declaration order (positional, which is several
+        times faster to read back than keywords). Fields are only ever added at the end, with
+        defaults, so an older, shorter list still loads."""
+        return _dumps(_values(self))
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "MemberState":
-        return cls(**orjson.loads(raw))
+        return cls(*_loads(raw))
 
     def clone(self) -> "MemberState":
         """A copy whose containers can be changed without touching this one (items inside
-        them are replaced, never mutated)."""
-        copy = MemberState.__new__(MemberState)
-        for name in _FIELD_NAMES:
-            value = getattr(self, name)
-            if type(value) is dict:
-                value = dict(value)
-            elif type(value) is list:
-                value = list(value)
-            setattr(copy, name, value)
-        return copy
+        them are replaced, never mutated). Written out field by field: it runs per event."""
+        return MemberState(
+            self.id, self.brand, self.joined, self.status, self.profile.copy(),
+            self.consents.copy(), self.cards.copy(), self.channel, self.activated, self.tier,
+            self.tier_manual, self.tags.copy(), self.segments.copy(), self.balance,
+            self.pending.copy(), self.lots.copy(), self.streak_current, self.streak_best,
+            self.streak_period, self.referrer, self.referred, self.qualified,
+            self.qualified_members.copy(), self.qualify_sent, self.executions.copy(),
+            self.occurrences.copy(), self.exceeded.copy(), self.spend_total,
+            self.purchases_total, self.points_earned_total, self.spend_days.copy(),
+            self.earned_days.copy(), self.visit_days.copy(), self.transactions.copy(),
+            self.orders.copy(), self.codes.copy(), self.web.copy(), self.last_activity,
+            self.last_time, self.seen, self.due.copy(), self.timers_for)
 
     @property
     def pending_points(self) -> int:
         return sum(entry[1] for entry in self.pending)
-
-    def window_sum(self, buckets: dict, at: float, days: int) -> float:
-        since = day_key(at - (days - 1) * DAY)
-        until = day_key(at)
-        return sum(v for k, v in buckets.items() if since <= k <= until)
 
     def to_view(self) -> dict[str, Any]:
         """``GET /v1/members/{id}`` (PRODUCT.md §3), plus a few additive fields."""
@@ -122,52 +171,46 @@ class MemberState:
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(MemberState))
+_values = attrgetter(*_FIELD_NAMES)
+_dumps = orjson.dumps
+_loads = orjson.loads
 
 
-class Facts:
-    """The member fields that segment rules read (engine/rules.py), computed on demand at
-    the time of the event being applied."""
+def _rolling(buckets: str, days: int):
+    return lambda s, at: window_sum(getattr(s, buckets), day_number(at), days)
 
-    __slots__ = ("state", "at", "_cache")
 
-    def __init__(self, state: MemberState, at: float) -> None:
-        self.state = state
-        self.at = at
-        self._cache: dict[str, Any] = {}
+#: How each plain fact is read from a state at a time (segment rules and tier metrics).
+FACTS = {
+    "balance": lambda s, at: s.balance,
+    "tier": lambda s, at: s.tier,
+    "brand": lambda s, at: s.brand,
+    "status": lambda s, at: s.status,
+    "spend_total": lambda s, at: s.spend_total,
+    "purchases_total": lambda s, at: s.purchases_total,
+    "points_earned_total": lambda s, at: s.points_earned_total,
+    "streak": lambda s, at: s.streak_current,
+    "pending": lambda s, at: s.pending_points,
+    "spend_30d": _rolling("spend_days", 30),
+    "spend_365d": _rolling("spend_days", 365),
+    "points_earned_365d": _rolling("earned_days", 365),
+    "visits_30d": _rolling("visit_days", 30),
+    "days_since_activity": lambda s, at: (None if s.last_activity is None
+                                          else int(max(0.0, at - s.last_activity) // DAY)),
+}
 
-    def get(self, name: str, default: Any = None) -> Any:
-        if name in self._cache:
-            return self._cache[name]
-        value = self._compute(name)
-        self._cache[name] = value
-        return default if value is None else value
 
-    def _compute(self, name: str) -> Any:
-        s = self.state
-        if name.startswith("tags."):
-            return list(s.tags.get(name[5:], ()))
-        if name.startswith("profile."):
-            return s.profile.get(name[8:])
-        if name.startswith("consents."):
-            return s.consents.get(name[9:], "undetermined")
-        simple = {"balance": s.balance, "tier": s.tier, "brand": s.brand, "status": s.status,
-                  "spend_total": s.spend_total, "purchases_total": s.purchases_total,
-                  "streak": s.streak_current, "pending": None,
-                  "points_earned_total": s.points_earned_total}
-        if name in simple and name != "pending":
-            return simple[name]
-        if name == "pending":
-            return s.pending_points
-        if name == "spend_30d":
-            return s.window_sum(s.spend_days, self.at, 30)
-        if name == "spend_365d":
-            return s.window_sum(s.spend_days, self.at, 365)
-        if name == "points_earned_365d":
-            return s.window_sum(s.earned_days, self.at, 365)
-        if name == "visits_30d":
-            return s.window_sum(s.visit_days, self.at, 30)
-        if name == "days_since_activity":
-            if s.last_activity is None:
-                return None
-            return int(max(0.0, self.at - s.last_activity) // DAY)
-        return None
+def reader(name: str) -> Callable[[MemberState, float], Any]:
+    """How a segment rule reads a field (``tags.x``, ``profile.x``, ``consents.x`` or a plain
+    fact) from a state at a time."""
+    plain = FACTS.get(name)
+    if plain is not None:
+        return plain
+    prefix, _, key = name.partition(".")
+    if prefix == "tags":
+        return lambda s, at: s.tags.get(key, [])
+    if prefix == "profile":
+        return lambda s, at: s.profile.get(key)
+    if prefix == "consents":
+        return lambda s, at: s.consents.get(key, "undetermined")
+    raise ValueError(f"unknown field {name!r}")

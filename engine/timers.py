@@ -18,7 +18,7 @@ from engine.context import Context
 from engine.points import expire_lots, unlock_pending
 from engine.program import Trigger, in_brand
 from engine.scenarios import fire
-from engine.state import DAY, MemberState, day_key, day_start
+from engine.state import DAY, MemberState, day_number
 
 ROLLING_METRICS = ("spend_365d", "points_earned_365d")
 
@@ -125,16 +125,17 @@ def next_due(ctx: Context) -> list[list]:
         tier = next((t for t in program.tiers if t.id == state.tier), None)
         if tier is not None and tier.metric in ROLLING_METRICS:
             buckets = state.spend_days if tier.metric == "spend_365d" else state.earned_days
-            since = day_key(ctx.at - 364 * DAY)
-            live = [k for k, v in buckets.items() if v and k >= since]
-            if live:
-                due.add((day_start(min(live)) + 365 * DAY, "downgrade"))
+            since = day_number(ctx.at) - 364
+            first = next((day for day, value in buckets if value and day >= since), None)
+            if first is not None:
+                due.add(((first + 365) * DAY, "downgrade"))
     return [[t, kind] for t, kind in sorted(due)]
 
 
 def on_timer(ctx: Context) -> None:
     """Everything due at the timer event's time (its kind is a hint; all due work runs)."""
     state = ctx.state
+    ctx.timers_dirty = True
     unlock_pending(ctx)
     expire_lots(ctx)
     program, zone = ctx.program, ctx.settings.timezone

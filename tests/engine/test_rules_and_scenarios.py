@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from engine.effects import ChainCut, SendEvent, Webhook
 from engine.rules import compile_rule
-from engine.state import Facts, MemberState
+from engine.state import MemberState
 from tests.engine.driver import World
 
 TIERS = {"silver": {"name": "Silver", "rank": 1, "metric": "spend_365d", "min": 100},
@@ -41,10 +41,9 @@ def test_segment_rules_cover_every_operator_on_member_facts():
     state = MemberState(id="m", brand="b", joined=0.0, balance=120, tier="gold",
                         tags={"flags": ["staff"]}, profile={"city": "Kraków"},
                         consents={"email": "granted"})
-    facts = Facts(state, at=0.0)
 
     def holds(rule):
-        return compile_rule(rule)[0](facts)
+        return compile_rule(rule)[0](state, 0.0)
     assert holds({"field": "balance", "op": ">=", "value": 120})
     assert not holds({"field": "balance", "op": ">", "value": 120})
     assert holds({"field": "tier", "op": "in", "value": ["gold", "silver"]})
