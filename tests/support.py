@@ -127,8 +127,8 @@ class WorkerProcess:
     def get(self, path: str, token: str | None = None):
         return http("GET", self.url + path, token=token)
 
-    def post(self, path: str, body, token: str | None = None):
-        return http("POST", self.url + path, body, token=token)
+    def post(self, path: str, body, token: str | None = None, timeout: float = 10.0):
+        return http("POST", self.url + path, body, token=token, timeout=timeout)
 
     def put(self, path: str, body, token: str | None = None):
         return http("PUT", self.url + path, body, token=token)
@@ -200,8 +200,10 @@ class LoyaltyClient:
 
     def send_many(self, events: list[dict]) -> None:
         for start in range(0, len(events), 1000):
+            # A full batch waits for 1000 durable appends; on tansu (one record per produce
+            # batch) under load that can take longer than a query.
             status, body = self.worker.post("/v1/events", {"events": events[start:start + 1000]},
-                                            token=self.token)
+                                            token=self.token, timeout=120.0)
             assert status == 202, body
 
     def join(self, member: str, profile: dict | None = None, referrer: str | None = None,
