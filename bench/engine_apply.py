@@ -8,6 +8,9 @@ Two figures: ``apply`` alone (states kept as objects in a dict) and ``apply`` wi
 ``to_bytes`` / ``from_bytes`` round-trip per event that the member agent does against its
 table. Events are parsed before timing (parsing happens at the API or the agent's intake).
 Time is the process's CPU time, so other work on a shared machine does not skew the figure.
+After the warm-up the heap is frozen (``gc.freeze``): with every member's state held as
+objects, Python's full collections would otherwise rescan them all, a cost of this harness —
+the agent holds states as bytes — not of ``apply``.
 
 Run: ``.venv/bin/python -m bench.engine_apply [--events N] [--members N] [--profile]``.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import cProfile
+import gc
 import itertools
 import pstats
 import random
@@ -251,6 +255,8 @@ def main() -> None:
     for name, runner in (("apply", run_objects), ("apply + bytes round-trip", run_bytes)):
         states: dict = {}
         runner(states, warmup, program)
+        gc.collect()
+        gc.freeze()
         if args.profile and runner is run_objects:
             profiler = cProfile.Profile()
             profiler.enable()
@@ -262,6 +268,7 @@ def main() -> None:
             pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
         print(f"{name:>26}: {len(events) / elapsed:>9,.0f} events per CPU second "
               f"({elapsed:.2f} s, {effects / len(events):.2f} effects/event)")
+        gc.unfreeze()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,11 @@ never modified (a clone is changed and returned), and an event id already applie
 member changes nothing. After the event's own rules, the member is reclassified (tier,
 ``balance_exceeded``, segments) until nothing more changes, which lets a scenario's points move
 a member into a segment that fires another scenario — bounded by the chain depth.
+
+Only what an event can affect is evaluated: the tier when a tier metric's input changed (or on
+a timer, or under a changed program), the segments indexed by the fields that changed (plus
+those on facts that move with time alone), the scenarios indexed by the trigger that fired,
+and the due times when something they depend on changed.
 """
 
 from __future__ import annotations
@@ -27,6 +32,13 @@ ACTIVITY_TYPES = frozenset({"member.joined", "member.activated", "member.profile
                             "web.activity", "points.added", "points.subtracted",
                             "reward.ordered", "review.approved", "quiz.solved",
                             "goal.donated"})
+#: Distinct web actions counted per member (action names come from the outside; the first
+#: ones seen are counted, so the state stays bounded).
+WEB_ACTIONS = 32
+#: Referred members remembered by the referrer to ignore a repeated ``referral.qualified``.
+#: "Once ever" is kept by the referred member (``qualify_sent``); this is a second guard, bounded
+#: so that a promoter with thousands of referrals keeps a small state.
+QUALIFIED_KEPT = 100
 #: Events that make sense for a member that does not exist yet.
 SILENT_WITHOUT_MEMBER = frozenset({"timer", "message.status", "promo.refused", "goal.reached",
                                    "reward.refused"})
@@ -92,9 +104,11 @@ def _timers(ctx: Context, activity: bool) -> None:
     real one. So the timer index is not rewritten on every purchase."""
     state = ctx.state
     if not ctx.timers_dirty and state.timers_for == ctx.program.timer_signature:
-        if not (activity and ctx.program.triggers_by_type.get("inactivity")
-                and all(kind != "inactivity" for _, kind in state.due)):
+        if not activity or "inactivity" not in ctx.program.triggers_by_type:
             return
+        for _, kind in state.due:
+            if kind == "inactivity":
+                return
     due = next_due(ctx)
     state.timers_for = ctx.program.timer_signature
     if due != state.due:
@@ -347,7 +361,9 @@ def _visit(ctx: Context) -> None:
 
 def _web_activity(ctx: Context) -> None:
     action = ctx.event.data["action"]
-    ctx.state.web = {**ctx.state.web, action: ctx.state.web.get(action, 0) + 1}
+    web = ctx.state.web
+    if action in web or len(web) < WEB_ACTIONS:
+        ctx.state.web = {**web, action: web.get(action, 0) + 1}
     fire(ctx, "web.activity", {"action": action})
 
 
@@ -384,7 +400,6 @@ def _reward_ordered(ctx: Context) -> None:
     ctx.send("rewards", reward_id, "reward.reserve",
              {"order": order, "reward": reward_id, "points": price, "member": ctx.state.id},
              suffix="reserve", member=ctx.state.id)
-    fire_configured(ctx, "reward_ordered", lambda t: t.params["reward"] == reward_id)
 
 
 def _reward_reserved(ctx: Context) -> None:
@@ -406,8 +421,10 @@ def _reward_reserved(ctx: Context) -> None:
         return
     if price:
         debit(ctx, "redeem", price)
-    if kind in ("digital", "gift"):
+    if (ctx.program.rewards.get(reward_id) or {}).get("kind", kind) == "digital":
         fire(ctx, "reward.digital_issued", {"reward": reward_id})
+    if kind != "gift":
+        fire_configured(ctx, "reward_ordered", lambda t: t.params["reward"] == reward_id)
 
 
 def _reward_refused(ctx: Context) -> None:
@@ -460,7 +477,7 @@ def _referral_qualified(ctx: Context) -> None:
     state = ctx.state
     if referred in state.qualified_members:
         return
-    state.qualified_members = [*state.qualified_members, referred]
+    state.qualified_members = [*state.qualified_members, referred][-QUALIFIED_KEPT:]
     state.qualified += 1
     fire(ctx, "referral.qualified", {"referred": referred})
 

@@ -3,8 +3,10 @@
 Policies (documented in README "Loyalty rules"):
 - Conversion: ``amount × rate`` with the member's tier rate when the tier sets one, else the
   program's; rounded by the program's rule (floor by default).
-- Every positive entry opens an expiry lot when ``expiry_days`` is set; every negative entry
-  consumes lots oldest first, so the points that expire are always the oldest left.
+- Every positive entry goes into the expiry lot of its day when ``expiry_days`` is set: points
+  earned on (UTC) day D expire at the end of day D + ``expiry_days`` (the start of the next
+  day), so they live at least ``expiry_days`` full days. Every negative entry consumes lots
+  oldest first, so the points that expire are always the oldest left.
 - With ``pending_days``, points earned by a purchase (and its multiplier bonus) wait in the
   returns window and are written to the ledger when it ends; a return inside the window cancels
   them before they reach the balance.
@@ -157,8 +159,10 @@ def reverse_return(ctx: Context, tx: str, amount: float) -> None:
     record = state.transactions.get(tx)
     if record is None:
         ctx.reject("unknown_transaction", [{"field": "data.transaction",
-                                            "problem": f"no purchase {tx!r} for this member "
-                                                       f"(or older than 366 days)"}])
+                                            "problem": f"no purchase {tx!r} among this "
+                                                       f"member's last {MAX_TRANSACTIONS} "
+                                                       f"purchases of the last {HISTORY_DAYS} "
+                                                       f"days"}])
         return
     bought_at, bought, points, returned, reversed_points, pending = record
     if amount > bought - returned + 1e-9:

@@ -354,10 +354,12 @@ class Program:
     default_settings: Settings = field(init=False)
     timer_signature: str = field(init=False)
     _memo: dict = field(init=False, default_factory=dict)
+    _segment_fields: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.default_settings = self.settings_by_brand["default"]
         self.timer_signature = _timer_signature(self)
+        self._segment_fields = frozenset(self.segments_by_field)
 
     def tiers_for(self, brand: str) -> tuple[Tier, ...]:
         """The brand's tiers, highest rank first (memoised per brand that some tier names;
@@ -372,13 +374,12 @@ class Program:
         """The segments an event could move a member in or out of: those reading a changed
         field, and those reading facts that change with time alone; sorted by id, memoised
         per set of changed fields (events of one type change the same few)."""
-        by_field = self.segments_by_field
-        key = frozenset(name for name in changed if name in by_field)
+        key = self._segment_fields.intersection(changed)
         found = self._memo.get(key)
         if found is None:
             chosen = {s.id: s for s in self.time_dependent_segments}
             for name in key:
-                for segment in by_field[name]:
+                for segment in self.segments_by_field[name]:
                     chosen[segment.id] = segment
             found = self._memo[key] = tuple(chosen[i] for i in sorted(chosen))
         return found

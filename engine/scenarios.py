@@ -126,7 +126,7 @@ def _reward_issue(ctx: Context, scenario: Scenario, action: dict, payload: dict)
     request = ctx.next_id("R")
     if "reward" in action:
         reward = action["reward"]
-        ctx.state.orders[request] = [reward, 0, "gift"]
+        ctx.state.orders = {**ctx.state.orders, request: [reward, 0, "gift"]}
         ctx.send("rewards", reward, "reward.reserve",
                  {"order": request, "reward": reward, "points": 0, "member": ctx.state.id},
                  suffix=request.rpartition(":")[2], member=ctx.state.id)
@@ -151,10 +151,10 @@ def _tags(add: bool):
         current = set(ctx.state.tags.get(field, ()))
         updated = current | set(action["tags"]) if add else current - set(action["tags"])
         if updated != current:
+            tags = {k: v for k, v in ctx.state.tags.items() if k != field}
             if updated:
-                ctx.state.tags[field] = sorted(updated)
-            else:
-                ctx.state.tags.pop(field, None)
+                tags[field] = sorted(updated)
+            ctx.state.tags = tags
             ctx.dirty.add(f"tags.{field}")
         return "tags.add" if add else "tags.remove"
     return change

@@ -16,8 +16,11 @@ event:
   not replayed. ``last_time`` (the highest event time applied) is kept alongside, to tell late
   input.
 
-Containers are never mutated in place by the engine once shared: :meth:`MemberState.clone`
-copies the containers, and items inside them (lists such as a bucket) are replaced, not changed.
+Copies are cheap because most containers are never changed in place: the engine replaces
+them (``state.tags = {...}``). Only the few that change on most events — lots, pending points,
+transactions, execution counters and day buckets (:data:`COPIED`) — are changed in place, and
+:meth:`MemberState.clone` copies exactly those; items inside any container (a bucket, a lot)
+are replaced, never changed. A property test checks that apply never changes its input.
 """
 
 from __future__ import annotations
@@ -29,7 +32,10 @@ from typing import Any, Callable
 import orjson
 
 SEEN_CHARS = 2048
-MAX_TRANSACTIONS = 100
+#: The containers that apply changes in place; every other one is only ever replaced.
+COPIED = ("pending", "lots", "executions", "spend_days", "earned_days", "visit_days",
+          "transactions")
+MAX_TRANSACTIONS = 50
 HISTORY_DAYS = 366
 DAY = 86400.0
 
@@ -118,9 +124,6 @@ class MemberState:
     due: list = field(default_factory=list)           # [time, kind], sorted
     timers_for: str | None = None                     # Program.timer_signature of ``due``
 
-    def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _FIELD_NAMES}
-
     def to_bytes(self) -> bytes:
         """The field values as a JSON list in declaration order (positional, which is several
         times faster to read back than keywords). Fields are only ever added at the end, with
@@ -132,20 +135,20 @@ class MemberState:
         return cls(*_loads(raw))
 
     def clone(self) -> "MemberState":
-        """A copy whose containers can be changed without touching this one (items inside
-        them are replaced, never mutated). Written out field by field: it runs per event."""
+        """A copy that apply may change without touching this one: the :data:`COPIED`
+        containers are copied, the others shared (they are only ever replaced). Written out
+        field by field and positionally: it runs per event."""
         return MemberState(
-            self.id, self.brand, self.joined, self.status, self.profile.copy(),
-            self.consents.copy(), self.cards.copy(), self.channel, self.activated, self.tier,
-            self.tier_manual, self.tags.copy(), self.segments.copy(), self.balance,
-            self.pending.copy(), self.lots.copy(), self.streak_current, self.streak_best,
-            self.streak_period, self.referrer, self.referred, self.qualified,
-            self.qualified_members.copy(), self.qualify_sent, self.executions.copy(),
-            self.occurrences.copy(), self.exceeded.copy(), self.spend_total,
+            self.id, self.brand, self.joined, self.status, self.profile, self.consents,
+            self.cards, self.channel, self.activated, self.tier, self.tier_manual, self.tags,
+            self.segments, self.balance, self.pending.copy(), self.lots.copy(),
+            self.streak_current, self.streak_best, self.streak_period, self.referrer,
+            self.referred, self.qualified, self.qualified_members, self.qualify_sent,
+            self.executions.copy(), self.occurrences, self.exceeded, self.spend_total,
             self.purchases_total, self.points_earned_total, self.spend_days.copy(),
             self.earned_days.copy(), self.visit_days.copy(), self.transactions.copy(),
-            self.orders.copy(), self.codes.copy(), self.web.copy(), self.last_activity,
-            self.last_time, self.seen, self.due.copy(), self.timers_for)
+            self.orders, self.codes, self.web, self.last_activity, self.last_time, self.seen,
+            self.due, self.timers_for)
 
     @property
     def pending_points(self) -> int:

@@ -6,6 +6,13 @@ Kinds: ``pending`` (returns window ends), ``expiry`` (oldest lot expires), ``ina
 oldest day). A timer event is applied at its due time (the event's time), so a replay decides
 the same; each occurrence of a trigger is remembered, so it fires once even if timers repeat.
 
+Due times may be early, never late: a timer event does whatever is really due at its time
+(any kind) and reschedules the rest. That lets apply (engine/apply.py ``_timers``) leave the
+due times alone on most events — e.g. an inactivity timer is not moved by every purchase; it
+fires at the old time, finds the member active and re-arms. Scenario windows need no timer: a
+window is checked at the time of the event that triggers the scenario (time-based triggers
+included).
+
 Birthdays are read from ``profile.birthday`` as ``YYYY-MM-DD`` or ``MM-DD`` and fire at the
 trigger's hour in the program's time zone.
 """
@@ -142,13 +149,13 @@ def on_timer(ctx: Context) -> None:
     for trigger in program.triggers_by_type.get("inactivity", ()):
         found = in_brand(trigger, state.brand) and inactivity_due(state, trigger)
         if found and found[0] <= ctx.at:
-            state.occurrences[trigger.id] = found[1]
+            state.occurrences = {**state.occurrences, trigger.id: found[1]}
             fire(ctx, trigger.id)
     for kind, finder in (("birthday", birthday_due), ("date", date_due)):
         for trigger in program.triggers_by_type.get(kind, ()):
             found = in_brand(trigger, state.brand) and finder(state, trigger, zone, ctx.at)
             if found and found[0] <= ctx.at:
-                state.occurrences[trigger.id] = found[1]
+                state.occurrences = {**state.occurrences, trigger.id: found[1]}
                 fire(ctx, trigger.id)
 
 

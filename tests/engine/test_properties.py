@@ -141,3 +141,15 @@ def test_apply_is_deterministic(documents):
     second_state, second_effects = run(documents)
     assert first_effects == second_effects
     assert first_state.to_bytes() == second_state.to_bytes()
+
+
+@SETTINGS
+@given(event_documents())
+def test_apply_never_changes_the_state_it_is_given(documents):
+    state = None
+    for document in documents:
+        event = parse_event(dict(document, time=_iso(document["time"])), document["time"])
+        before = None if state is None else state.to_bytes()
+        result = apply(state, event, PROGRAM, document["time"])
+        assert (None if state is None else state.to_bytes()) == before
+        state = result.state
