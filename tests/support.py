@@ -83,8 +83,8 @@ class WorkerProcess:
         self.env = dict(os.environ, TILLSTREAM_BROKER=broker, TILLSTREAM_APP_ID=app_id,
                         TILLSTREAM_DATA_DIR=str(data_dir), TILLSTREAM_WEB_PORT=str(self.port),
                         TILLSTREAM_PARTITIONS=str(partitions), TILLSTREAM_LOGLEVEL=os.environ.get("TEST_WORKER_LOGLEVEL", "warning"),
-                        TILLSTREAM_FAUST_OPTIONS=json.dumps(faust_options or {}),
-                        **(extra_env or {}))
+                        TILLSTREAM_FAUST_OPTIONS=json.dumps(faust_options or {}))
+        self.env.update(extra_env or {})
         self.process: subprocess.Popen | None = None
 
     def start(self, ready_timeout: float = 60.0) -> "WorkerProcess":
@@ -251,3 +251,24 @@ class LoyaltyClient:
         status, body = self.worker.post("/v1/admin/clock", {"advance": seconds},
                                         token=self.token)
         assert status == 200, body
+
+
+def produce_events(bootstrap: str, topic: str, events: list[dict]) -> None:
+    """Write events straight to a Kafka topic, keyed by member, the way a till system would
+    (one record per batch: the tansu 0.6 ListOffsets quirk)."""
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    async def produce() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=1,
+                                    linger_ms=0, acks=1)
+        await producer.start()
+        try:
+            futures = [await producer.send(topic, json.dumps(event).encode(),
+                                           key=event["member"].encode())
+                       for event in events]
+            await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+    asyncio.run(produce())
