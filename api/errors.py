@@ -18,6 +18,10 @@ def json_response(value: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(value), content_type="application/json")
 
 
+#: Larger offsets are refused (no list is that long, and the answer echoes the offset).
+MAX_OFFSET = 1_000_000_000
+
+
 def page_params(request: web.Request, max_limit: int = 500) -> tuple[int, int] | web.Response:
     """``?offset=&limit=`` as integers, or a 400 listing each bad parameter."""
     details = []
@@ -31,6 +35,8 @@ def page_params(request: web.Request, max_limit: int = 500) -> tuple[int, int] |
             continue
         if values[name] < 0:
             details.append({"field": name, "problem": "must be >= 0"})
+    if "offset" in values and values["offset"] > MAX_OFFSET:
+        details.append({"field": "offset", "problem": f"must be <= {MAX_OFFSET}"})
     if "limit" in values and values["limit"] > max_limit:
         details.append({"field": "limit", "problem": f"must be <= {max_limit}"})
     if details:

@@ -46,7 +46,9 @@ class PagedLists:
         count = head["n"]
         page_no = count // self.page_size
         raw = self.table.get(self._key(owner, b"%d" % page_no))
-        page = orjson.loads(raw) if raw else []
+        # Items past the head's count are the remains of an append cut short by a crash
+        # (page written, head not): they are written again below, not kept twice.
+        page = orjson.loads(raw)[: count - page_no * self.page_size] if raw else []
         for item in items:
             page.append(item)
             count += 1

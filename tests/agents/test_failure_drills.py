@@ -82,7 +82,7 @@ def test_kill_9_in_the_middle_of_10000_purchases(worker_factory, mode):
     client.configure(program=PROGRAM, scenarios=SCENARIOS)
     events = workload(10_000)
     client.send_many(events)
-    wait_until(lambda: worker.get(f"/v1/members/M-{MEMBERS - 1}")[0] == 200, 60,
+    wait_until(lambda: worker.get(f"/v1/members/M-{MEMBERS - 1}")[0] == 200, 180,
                message="processing to start")
     worker.kill()
     worker.start(ready_timeout=120)

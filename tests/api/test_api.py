@@ -98,6 +98,9 @@ def test_member_ledger_executions_and_messages_are_paged_newest_first(worker, ad
     for path in ("executions", "messages"):
         status, body = worker.get(f"/v1/members/API-4/{path}", token=QUERY)
         assert status == 200 and body[path] == []
+    status, body = worker.get("/v1/members/API-4/ledger?offset=31870678324535449532497920",
+                              token=QUERY)
+    assert status == 400 and body["error"]["details"][0]["field"] == "offset"
     status, body = worker.get("/v1/members/API-4/ledger?limit=-1&offset=x", token=QUERY)
     assert status == 400 and {d["field"] for d in body["error"]["details"]} == {"limit",
                                                                                 "offset"}
