@@ -62,7 +62,7 @@ def create_app(settings: Settings) -> faust.App:
     timer_ticker.register(app, processor.tables.timers, topics.events, clock)
     fanout_topic = fanout.register(app, processor.tables.members, topics.events, clock)
 
-    health.register(app, ready_when=config.caught_up)
+    health.register(app, ready_when=(config.caught_up,))
     metrics.register(app, samplers=[lambda: metrics.sample_member_table(
         processor.tables.members)])
     events.register(app, topics.events, clock)

@@ -11,6 +11,7 @@ import orjson
 from faust.web import Request, Response, View
 
 from agents.topics import CHANGELOG_CONFIGS
+from api.routing import route_to_owner
 from api.errors import json_response, page_params
 from tables.paged_lists import PagedLists
 
@@ -32,7 +33,7 @@ def register(app: faust.App, executions_topic: faust.TopicT) -> PagedLists:
 
     @app.page("/v1/scenarios/{scenario}/executions")
     class ScenarioExecutionsView(View):
-        @app.table_route(table=table, match_info="scenario")
+        @route_to_owner(app, table, "scenario")
         async def get(self, request: Request, scenario: str) -> Response:
             params = page_params(request)
             if isinstance(params, web.Response):

@@ -11,9 +11,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import faust
+from faust.types import TP
 from faust.web import Request, Response, View
 
+from agents.embedded_transport import partition_for
 from agents.analytics import Aggregates, row_key
+from api.routing import route_to_owner
 from api.errors import error_response, json_response
 
 DIMENSIONS = ("tier", "segment", "store", "till", "till_hour", "active")
@@ -38,7 +41,7 @@ def register(app: faust.App, aggregates: Aggregates, clock) -> None:
 
     @app.page("/v1/analytics/brands/{brand}")
     class BrandSummaryView(View):
-        @app.table_route(table=table, match_info="brand")
+        @route_to_owner(app, table, "brand")
         async def get(self, request: Request, brand: str) -> Response:
             totals = aggregates.row(row_key(brand, "brand")).get(brand, {})
             summary = {metric: totals.get(metric, 0) for metric in METRICS}
@@ -47,7 +50,7 @@ def register(app: faust.App, aggregates: Aggregates, clock) -> None:
 
     @app.page("/v1/analytics/brands/{brand}/{dimension}")
     class DimensionView(View):
-        @app.table_route(table=table, match_info="brand")
+        @route_to_owner(app, table, "brand")
         async def get(self, request: Request, brand: str, dimension: str) -> Response:
             if dimension not in DIMENSIONS:
                 return error_response(404, "not_found", f"no analytics dimension {dimension!r}",
@@ -83,11 +86,9 @@ async def members_in(app: faust.App, aggregates: Aggregates, brands: list[str], 
     each brand's row is read on the worker that owns it (asked over HTTP when not this one)."""
     total = 0
     for brand in brands:
-        key = brand.encode()
-        try:
-            owner = app.router.key_store(aggregates.table.name, key)
-        except KeyError:
-            owner = None
+        topic = aggregates.table.changelog_topic.get_topic_name()
+        owner = app.assignor._tps_url.get(
+            TP(topic, partition_for(brand.encode(), app.conf.topic_partitions)))
         if owner is None or str(owner).rstrip("/") == str(app.conf.canonical_url).rstrip("/"):
             row = aggregates.row(row_key(brand, dimension))
             total += int(row.get(value, {}).get("members", 0))

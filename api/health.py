@@ -8,14 +8,14 @@ import faust
 from faust.web import Request, Response, View
 
 
-def is_ready(app: faust.App, ready_when: asyncio.Event | None = None) -> bool:
-    """Ready = table recovery finished, the worker is not in a rebalance, and (when given)
-    the program configuration has been read up to date."""
+def is_ready(app: faust.App, ready_when: tuple[asyncio.Event, ...] = ()) -> bool:
+    """Ready = table recovery finished, the worker is not in a rebalance, and every extra
+    condition given (configuration read up to date, table routing known) holds."""
     return bool(app.tables.recovery.completed.is_set() and not app.rebalancing
-                and (ready_when is None or ready_when.is_set()))
+                and all(event.is_set() for event in ready_when))
 
 
-def register(app: faust.App, ready_when: asyncio.Event | None = None) -> None:
+def register(app: faust.App, ready_when: tuple[asyncio.Event, ...] = ()) -> None:
     @app.page("/healthz")
     class Healthz(View):
         async def get(self, request: Request) -> Response:

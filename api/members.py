@@ -8,6 +8,7 @@ from aiohttp import web
 from faust.web import Request, Response, View
 
 from agents.member_agent import MemberProcessor
+from api.routing import route_to_owner
 from api.errors import error_response, json_response, page_params
 
 
@@ -20,7 +21,7 @@ def register(app: faust.App, processor: MemberProcessor) -> None:
 
     @app.page("/v1/members/{member}")
     class MemberView(View):
-        @app.table_route(table=members_table, match_info="member")
+        @route_to_owner(app, members_table, "member")
         async def get(self, request: Request, member: str) -> Response:
             state = tables.members.get(member)
             if state is None:
@@ -35,7 +36,7 @@ def register(app: faust.App, processor: MemberProcessor) -> None:
 
     def paged(name: str, lists, field: str, decorate=None):
         class PagedView(View):
-            @app.table_route(table=members_table, match_info="member")
+            @route_to_owner(app, members_table, "member")
             async def get(self, request: Request, member: str) -> Response:
                 if tables.members.get(member) is None:
                     return not_found(member)
