@@ -11,12 +11,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import faust
-from faust.types import TP
 from faust.web import Request, Response, View
 
-from agents.embedded_transport import partition_for
 from agents.analytics import Aggregates, row_key
-from api.routing import route_to_owner
+from api.routing import owner_of, route_to_owner
 from api.errors import error_response, json_response
 
 DIMENSIONS = ("tier", "segment", "store", "till", "till_hour", "active")
@@ -86,9 +84,7 @@ async def members_in(app: faust.App, aggregates: Aggregates, brands: list[str], 
     each brand's row is read on the worker that owns it (asked over HTTP when not this one)."""
     total = 0
     for brand in brands:
-        topic = aggregates.table.changelog_topic.get_topic_name()
-        owner = app.assignor._tps_url.get(
-            TP(topic, partition_for(brand.encode(), app.conf.topic_partitions)))
+        owner = owner_of(app, aggregates.table, brand.encode())
         if owner is None or str(owner).rstrip("/") == str(app.conf.canonical_url).rstrip("/"):
             row = aggregates.row(row_key(brand, dimension))
             total += int(row.get(value, {}).get("members", 0))

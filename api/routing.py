@@ -22,15 +22,19 @@ from agents.embedded_transport import partition_for
 from api.errors import error_response
 
 
+def owner_of(app: faust.App, table: Any, key: bytes) -> str | None:
+    """The URL of the worker owning ``key``'s partition of ``table`` (None while unknown)."""
+    topic = table.changelog_topic.get_topic_name()
+    partitions = table.changelog_topic.partitions or app.conf.topic_partitions
+    return app.assignor._tps_url.get(TP(topic, partition_for(key, partitions)))
+
+
 def route_to_owner(app: faust.App, table: Any, match_info: str):
     """Decorate a view method so the worker owning ``match_info``'s key answers it."""
     def decorator(handler):
         @wraps(handler)
         async def routed(view, request, *args, **kwargs):
-            key = request.match_info[match_info].encode()
-            topic = table.changelog_topic.get_topic_name()
-            partitions = table.changelog_topic.partitions or app.conf.topic_partitions
-            owner = app.assignor._tps_url.get(TP(topic, partition_for(key, partitions)))
+            owner = owner_of(app, table, request.match_info[match_info].encode())
             if owner is None:
                 return error_response(503, "unavailable",
                                       "the owner of this key is not known (rebalancing)")
