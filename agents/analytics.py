@@ -2,9 +2,11 @@
 aggregate rows keyed by brand and dimension (engine/analytics.py says what is counted).
 
 ``<app>-analytics`` is keyed by brand, so one brand's aggregates live on one partition and a
-query for them is routed to one worker. Each record carries its source (events partition and
-offset); the agent remembers the highest source offset applied per events partition, so a
-member event replayed after a crash is never counted twice.
+query for them is routed to one worker. The member agent sends one record per brand per batch
+of events: the events partition and, per event, its offset and deltas. The agent remembers the
+highest source offset applied per events partition and skips events at or below it, so a
+member event replayed after a crash (in a batch cut differently) is never counted twice. It
+takes the batch path too (agents/batching.py): its rows are flushed once per fetched batch.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from datetime import datetime, timedelta, timezone
 import faust
 import orjson
 
-from agents.topics import CHANGELOG_CONFIGS, EVENT_RETENTION_SECONDS
+from agents.batching import handlers_of
+from agents.topics import EVENT_RETENTION_SECONDS
+from tables.batch_store import BatchStore
 
 #: Days of activity history kept (a window query reaches at most this far back).
 ACTIVITY_DAYS_KEPT = 400
@@ -34,22 +38,24 @@ class Aggregates:
     """The aggregate rows; written by the analytics agent, read by the analytics API."""
 
     def __init__(self, app: faust.App) -> None:
-        self.table = app.Table("analytics", key_type=bytes, value_type=bytes, default=None,
-                               extra_topic_configs=CHANGELOG_CONFIGS)
+        self.store = BatchStore(app, "analytics")
+        #: the faust table underneath (routing of queries to the worker owning a brand)
+        self.table = self.store.table
 
     def row(self, key: bytes) -> dict:
-        raw = self.table.get(key)
-        return {} if raw is None else orjson.loads(raw)
+        return self.store.get_live(key, orjson.loads) or {}
 
-    def apply(self, brand: str, source: tuple[int, int], deltas: list) -> bool:
-        """Add one event's deltas; False when that source record was already counted."""
+    def apply(self, brand: str, partition: int, events: list) -> int:
+        """Add the deltas of the events (``[offset, deltas]``, in offset order) of one events
+        partition not counted yet; returns how many were counted."""
         offsets_key = row_key(brand, "offsets")
         offsets = self.row(offsets_key)
-        partition, offset = str(source[0]), source[1]
-        if offsets.get(partition, -1) >= offset:
-            return False
+        done = offsets.get(str(partition), -1)
+        fresh = [deltas for offset, deltas in events if offset > done]
+        if not fresh:
+            return 0
         rows: dict[bytes, dict] = {}
-        for dimension, value, metric, amount in deltas:
+        for dimension, value, metric, amount in (d for deltas in fresh for d in deltas):
             if dimension == "till_hour":
                 till, _, hour = value.rpartition("|")
                 key, value = row_key(brand, dimension, hour[:10]), f"{till}|{hour[11:]}"
@@ -66,20 +72,33 @@ class Aggregates:
             for value in [v for v in activity if v.rpartition("|")[2] < oldest]:
                 del activity[value]
         for key, row in rows.items():
-            self.table[key] = orjson.dumps(row)
-        offsets[partition] = offset
-        self.table[offsets_key] = orjson.dumps(offsets)
-        return True
+            self.store.put_live(key, row, orjson.dumps)
+        offsets[str(partition)] = events[-1][0]
+        self.store.put_live(offsets_key, offsets, orjson.dumps)
+        return len(fresh)
 
 
 def register(app: faust.App) -> tuple[faust.TopicT, Aggregates]:
     topic = analytics_topic(app)
     aggregates = Aggregates(app)
 
+    async def aggregate(tp, messages: list) -> None:
+        store = aggregates.store
+        store.use_partition(tp.partition)
+        try:
+            for message in messages:
+                record = orjson.loads(message.value)
+                aggregates.apply(message.key.decode(), record["partition"], record["events"])
+            await store.flush()
+        finally:
+            store.use_partition(None)
+
+    handlers_of(app)[topic.get_topic_name()] = aggregate
+
     @app.agent(topic, name="analytics")
-    async def aggregate(stream):
-        async for event in stream.events():
-            record = orjson.loads(event.value)
-            aggregates.apply(event.key.decode(), tuple(record["source"]), record["deltas"])
+    async def subscribe(stream):
+        """Declares the subscription to faust; the records take the batch path."""
+        async for _ in stream:
+            raise RuntimeError("analytics records must take the batch path")
 
     return topic, aggregates

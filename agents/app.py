@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import faust
 
-from agents import (analytics, counter, embedded_transport, fanout, member_agent,
-                    outbox_delivery, scenario_history, side_agents, timer_ticker)
+from agents import (analytics, counter, embedded_transport, fanout, kafka_transport,
+                    member_agent, outbox_delivery, scenario_history, side_agents, timer_ticker)
 from agents.clock import Clock
 from agents.settings import Settings
 from api import admin, events, fire, health, members, metrics, openapi, test_clock
@@ -23,6 +23,7 @@ def create_app(settings: Settings) -> faust.App:
     tokens = parse_tokens(settings.tokens)
     check_open_api_allowed(tokens, settings.web_host)
     embedded_transport.register()
+    kafka_transport.register()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     options = dict(
         broker=settings.broker,

@@ -13,6 +13,7 @@ partition number in both modes.
 from __future__ import annotations
 
 import asyncio
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Optional, Set, Type
 
@@ -25,6 +26,7 @@ from faust.types import TP
 from faust.types.tuples import ConsumerMessage, RecordMetadata
 from mode import Seconds, Service
 
+from agents.batching import BatchDrainMixin
 from tables.embedded_log import DEFAULT_RETENTION_MS, EmbeddedLog, LogRecord
 
 SCHEME = "embedded"
@@ -33,9 +35,19 @@ MAX_RECORDS_PER_PARTITION = 2000
 MAINTENANCE_INTERVAL = 30.0
 
 
+@lru_cache(maxsize=1 << 16)
 def partition_for(key: bytes, partitions: int) -> int:
-    """Kafka's default partitioner (murmur2, positive, modulo)."""
+    """Kafka's default partitioner (murmur2, positive, modulo); cached, since murmur2 is pure
+    Python and the same member ids come back again and again."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def _timestamp_ms(timestamp: Optional[float]) -> Optional[int]:
+    return None if timestamp is None else int(timestamp * 1000)
+
+
+def _header_list(headers: Any) -> list:
+    return list(headers.items()) if isinstance(headers, Mapping) else list(headers or ())
 
 
 class _TopicCreation:
@@ -52,7 +64,7 @@ class _TopicCreation:
                                      compacting=compacting)
 
 
-class Consumer(_TopicCreation, FaustConsumer):
+class Consumer(_TopicCreation, BatchDrainMixin, FaustConsumer):
     """Reads the embedded log; positions live here, committed offsets in the log."""
 
     transport: "Transport"
@@ -230,37 +242,72 @@ class Consumer(_TopicCreation, FaustConsumer):
 
 
 class Producer(_TopicCreation, FaustProducer):
-    """Appends to the embedded log; a send is durable when its future resolves."""
+    """Appends to the embedded log; a send is durable when its future resolves.
+
+    Sends made in one turn of the event loop are written together, in one RocksDB write batch,
+    at the end of that turn (``call_soon``): a batch handler's hundreds of effects cost one
+    write, and their futures resolve once it is done. Order per partition is the order of the
+    sends."""
 
     transport: "Transport"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._pending: list[tuple[tuple[str, int], tuple, asyncio.Future]] = []
+        self._write_scheduled = False
 
     async def send(self, topic: str, key: Optional[bytes], value: Optional[bytes],
                    partition: Optional[int], timestamp: Optional[float], headers: Any, *,
                    transactional_id: Optional[str] = None) -> asyncio.Future:
-        future = asyncio.get_running_loop().create_future()
-        future.set_result(self._append(topic, key, value, partition, timestamp, headers))
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._pending.append((self._tp(topic, key, partition),
+                              (key, value, _timestamp_ms(timestamp), _header_list(headers)),
+                              future))
+        if not self._write_scheduled:
+            self._write_scheduled = True
+            loop.call_soon(self.write_pending)
         return future
 
     async def send_and_wait(self, topic: str, key: Optional[bytes], value: Optional[bytes],
                             partition: Optional[int], timestamp: Optional[float], headers: Any,
                             *, transactional_id: Optional[str] = None) -> RecordMetadata:
-        return self._append(topic, key, value, partition, timestamp, headers)
+        return await (await self.send(topic, key, value, partition, timestamp, headers))
 
-    def _append(self, topic: str, key: Optional[bytes], value: Optional[bytes],
-                partition: Optional[int], timestamp: Optional[float],
-                headers: Any) -> RecordMetadata:
-        log = self.transport.log
-        if log.topic(topic) is None:
+    def _tp(self, topic: str, key: Optional[bytes], partition: Optional[int]) -> tuple[str, int]:
+        if self.transport.log.topic(topic) is None:
             self.transport.declare_topic(topic, self.app.conf.topic_partitions)
-        partition = self.transport.key_partition(topic, key, partition)
-        header_list = list(headers.items()) if isinstance(headers, Mapping) else list(headers or ())
-        offset, timestamp_ms = log.append(
-            topic, partition, key, value,
-            None if timestamp is None else int(timestamp * 1000), header_list)
-        tp = TP(topic, partition)
-        return RecordMetadata(topic, partition, tp, offset, timestamp_ms / 1000.0, 0)
+        return topic, self.transport.key_partition(topic, key, partition)
+
+    def write_pending(self) -> None:
+        """Append every pending send to the log and resolve its future."""
+        self._write_scheduled = False
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        groups: dict[tuple[str, int], list[tuple]] = {}
+        for tp, record, _ in pending:
+            groups.setdefault(tp, []).append(record)
+        try:
+            written = self.transport.log.append_groups(groups)
+        except Exception as exc:  # a full disk, a closed log: every sender learns it
+            for _, _, future in pending:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        cursors = {tp: iter(offsets) for tp, offsets in written.items()}
+        for (topic, partition), _, future in pending:
+            offset, timestamp_ms = next(cursors[(topic, partition)])
+            if not future.done():
+                future.set_result(RecordMetadata(topic, partition, TP(topic, partition), offset,
+                                                 timestamp_ms / 1000.0, 0))
+
+    async def on_stop(self) -> None:
+        self.write_pending()
+        await super().on_stop()
 
     async def flush(self) -> None:
+        self.write_pending()
         await self.buffer.flush()
 
     def key_partition(self, topic: str, key: bytes) -> TP:

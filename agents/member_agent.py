@@ -1,19 +1,22 @@
 """The member agent: applies the engine to every event of ``<app>-events`` and executes the
 effects it returns.
 
-Per event: decode and validate (a bad record goes to the DLQ with its reason, and the agent
-carries on), read the member's state, ``engine.apply``, send the effects (ledger, outbox,
-executions, events to other members' keys and to the side agents, DLQ refusals) and wait for
-them to be durable, then store the new state, its pages (ledger, messages, executions) and due
-times. Effects are durable before the state that records them, and carry ids derived from the
-event, so a crash in between replays the event and repeats identical effects (receivers dedupe
-by id) — never loses them; the engine's event-id dedupe makes the replay of a stored event a
+The records arrive a fetched batch per partition (agents/batching.py). Per event: decode and
+validate (a bad record goes to the DLQ with its reason, and the agent carries on), read the
+member's state, ``engine.apply``, send the effects (ledger, outbox, executions, events to other
+members' keys and to the side agents, DLQ refusals), and write the new state, its pages
+(ledger, messages, executions) and due times to the batch's cache. Per batch: one analytics
+record per brand, then wait until every effect is durable, then flush the states (one
+changelog record per changed key, one RocksDB WriteBatch), then the offsets are acknowledged.
+
+Effects are durable before the states that record them, and carry ids derived from the event,
+so a crash in between replays the events and repeats identical effects (receivers dedupe by
+id) — never loses them; the engine's event-id dedupe makes the replay of a stored event a
 no-op.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -22,9 +25,12 @@ import faust
 import orjson
 
 from agents.analytics import analytics_topic
+from agents.batching import handlers_of
 from agents.clock import Clock
 from agents.dlq import DeadLetters
-from agents.metrics import ACTIONS, CHAIN_CUTS, EVENT_TO_EFFECT, EVENTS, SCENARIO_EXECUTIONS
+from agents.metrics import (ACTIONS, CHAIN_CUTS, DLQ, EVENT_TO_EFFECT, EVENTS,
+                            SCENARIO_EXECUTIONS)
+from agents.outgoing import Outgoing
 from agents.topics import EVENT_RETENTION_SECONDS, events_topic
 from engine import effects as fx
 from engine.analytics import analytics_deltas
@@ -38,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 #: Larger events are refused (DLQ reason ``too_large``): no till sends a 256 KiB purchase.
 MAX_EVENT_BYTES = 256 * 1024
+#: Events per analytics record: keeps a record far below Kafka's 1 MB default request size.
+ANALYTICS_EVENTS_PER_RECORD = 200
 
 
 @dataclass
@@ -48,6 +56,17 @@ class MemberTopics:
     executions: faust.TopicT
     analytics: faust.TopicT
     side: dict[str, faust.TopicT]
+
+
+@dataclass
+class TopicNames:
+    events: str
+    ledger: str
+    outbox: str
+    executions: str
+    analytics: str
+    dlq: str
+    side: dict[str, str]
 
 
 @dataclass
@@ -69,57 +88,121 @@ def declare_topics(app: faust.App) -> MemberTopics:
         side={name: _log_topic(app, name) for name in ("rewards", "pools", "goals")})
 
 
-class MemberProcessor:
-    """Everything the agent does for one event, separate from faust's stream loop."""
+class ScenarioMetrics:
+    """Counters per scenario and action type, their labelled children looked up once (a
+    ``labels()`` call per execution cost more than the rest of the bookkeeping)."""
 
-    def __init__(self, topics: MemberTopics, tables: MemberTables, config: ConfigReplica,
-                 dead_letters: DeadLetters, clock: Clock) -> None:
+    def __init__(self) -> None:
+        self._scenarios: dict[str, object] = {}
+        self._actions: dict[str, object] = {}
+
+    def executed(self, scenario: str, actions) -> None:
+        child = self._scenarios.get(scenario)
+        if child is None:
+            child = self._scenarios[scenario] = SCENARIO_EXECUTIONS.labels(scenario=scenario)
+        child.inc()
+        for action in actions:
+            child = self._actions.get(action)
+            if child is None:
+                child = self._actions[action] = ACTIONS.labels(type=action)
+            child.inc()
+
+
+class MemberProcessor:
+    """Everything the agent does for a batch of events, separate from faust's consumer loop."""
+
+    def __init__(self, app: faust.App, topics: MemberTopics, tables: MemberTables,
+                 config: ConfigReplica, dead_letters: DeadLetters, clock: Clock) -> None:
+        self.app = app
         self.topics = topics
         self.tables = tables
         self.config = config
         self.dead_letters = dead_letters
         self.clock = clock
+        self.metrics = ScenarioMetrics()
+        self.names = TopicNames(events=topics.events.get_topic_name(),
+                          ledger=topics.ledger.get_topic_name(),
+                          outbox=topics.outbox.get_topic_name(),
+                          executions=topics.executions.get_topic_name(),
+                          analytics=topics.analytics.get_topic_name(),
+                          dlq=dead_letters.topic.get_topic_name(),
+                          side={k: t.get_topic_name() for k, t in topics.side.items()})
 
-    async def process(self, message: Any) -> None:
+    async def process_batch(self, tp, messages: list) -> None:
+        """Apply a partition's fetched events in order; effects are durable before the states
+        that record them, and both before the batch's offsets are acknowledged."""
+        await self.config.caught_up.wait()
+        tables = self.tables
+        tables.members.store.use_partition(tp.partition)
+        tables.timers.store.use_partition(tp.partition)
+        out = Outgoing(self.app.producer)
+        batch = BatchAnalytics(tp.partition)
+        outcomes: dict[tuple[str, str], int] = {}
+        program = self.config.program()
+        try:
+            for message in messages:
+                outcome = await self.process(message, program, out, batch)
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            for brand, events in batch.by_brand.items():
+                for start in range(0, len(events), ANALYTICS_EVENTS_PER_RECORD):
+                    await out.send(self.names.analytics, brand.encode(), orjson.dumps(
+                        {"partition": tp.partition,
+                         "events": events[start:start + ANALYTICS_EVENTS_PER_RECORD]}))
+            await out.wait()
+            await tables.members.flush()
+            await tables.timers.flush()
+        finally:
+            tables.members.store.use_partition(None)
+            tables.timers.store.use_partition(None)
+        for (event_type, outcome), count in outcomes.items():
+            EVENTS.labels(type=event_type, outcome=outcome).inc(count)
+        now = self.clock.now() - self.clock.offset
+        for message in messages:
+            if message.timestamp:
+                EVENT_TO_EFFECT.observe(max(0.0, now - message.timestamp))
+
+    async def reject(self, out: Outgoing, reason: str, message: Any,
+                     details: list[dict] | None = None) -> None:
+        DLQ.labels(reason=reason).inc()
+        await out.send(self.names.dlq, message.key,
+                       orjson.dumps(self.dead_letters.record(reason, message, details)))
+
+    async def process(self, message: Any, program, out: Outgoing,
+                      batch: "BatchAnalytics") -> tuple[str, str]:
+        """One event: returns its (type, outcome) for the metrics."""
         raw = message.value
         if raw is None or len(raw) > MAX_EVENT_BYTES:
-            reason = "empty" if raw is None else "too_large"
-            EVENTS.labels(type="unknown", outcome="rejected").inc()
-            await (await self.dead_letters.send(reason, message))
-            return
+            await self.reject(out, "empty" if raw is None else "too_large", message)
+            return ("unknown", "rejected")
         try:
             document = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            EVENTS.labels(type="unknown", outcome="rejected").inc()
-            await (await self.dead_letters.send("malformed_json", message,
-                                                [{"field": "", "problem": str(exc)}]))
-            return
+            await self.reject(out, "malformed_json", message, [{"field": "", "problem": str(exc)}])
+            return ("unknown", "rejected")
         now = self.clock.now()
         try:
             event = parse_event(document, now)
         except EventError as exc:
-            EVENTS.labels(type="unknown", outcome="rejected").inc()
-            await (await self.dead_letters.send("invalid_event", message, exc.details))
-            return
+            await self.reject(out, "invalid_event", message, exc.details)
+            return ("unknown", "rejected")
         key = (message.key or b"").decode(errors="replace")
         if event.member != key:
-            EVENTS.labels(type=event.type, outcome="rejected").inc()
-            await (await self.dead_letters.send(
-                "key_mismatch", message,
-                [{"field": "member", "problem": f"record key {key!r} is not the member id"}]))
-            return
+            await self.reject(out, "key_mismatch", message, [
+                {"field": "member", "problem": f"record key {key!r} is not the member id"}])
+            return (event.type, "rejected")
         if event.type == "message.status":
             self.tables.members.set_message_status(event.member, event.data["message"],
                                                    event.data["status"])
-            EVENTS.labels(type=event.type, outcome="applied").inc()
-            return
-        await self.apply(event, message, now)
+            return (event.type, "applied")
+        return await self.apply(event, message, program, now, out, batch)
 
-    async def apply(self, event, message: Any, now: float) -> None:
+    async def apply(self, event, message: Any, program, now: float, out: Outgoing,
+                    batch: "BatchAnalytics") -> tuple[str, str]:
         tables = self.tables
+        names = self.names
         state = tables.members.get(event.member)
-        result = apply(state, event, self.config.program(), now)
-        deliveries = []
+        result = apply(state, event, program, now)
+        member_key = event.member.encode()
         ledger_items, message_items, execution_items = [], [], []
         due = None
         rejected = False
@@ -128,30 +211,22 @@ class MemberProcessor:
             if kind is fx.LedgerEntry:
                 item = effect.to_dict()
                 ledger_items.append(item)
-                deliveries.append(await self.topics.ledger.send(
-                    key=event.member.encode(), value=orjson.dumps(item)))
+                await out.send(names.ledger, member_key, orjson.dumps(item))
             elif kind is fx.Message or kind is fx.Webhook:
                 item = effect.to_dict()
                 message_items.append(item)
-                deliveries.append(await self.topics.outbox.send(
-                    key=event.member.encode(), value=orjson.dumps(item)))
+                await out.send(names.outbox, member_key, orjson.dumps(item))
             elif kind is fx.Execution:
                 item = effect.to_dict()
                 execution_items.append(item)
-                SCENARIO_EXECUTIONS.labels(scenario=effect.scenario).inc()
-                for action in effect.actions:
-                    ACTIONS.labels(type=action).inc()
-                deliveries.append(await self.topics.executions.send(
-                    key=effect.scenario.encode(), value=orjson.dumps(item)))
+                self.metrics.executed(effect.scenario, effect.actions)
+                await out.send(names.executions, effect.scenario.encode(), orjson.dumps(item))
             elif kind is fx.SendEvent:
-                topic = self.topics.events if effect.topic == "events" else \
-                    self.topics.side[effect.topic]
-                deliveries.append(await topic.send(key=effect.key.encode(),
-                                                   value=orjson.dumps(effect.event)))
+                topic = names.events if effect.topic == "events" else names.side[effect.topic]
+                await out.send(topic, effect.key.encode(), orjson.dumps(effect.event))
             elif kind is fx.Rejection:
                 rejected = True
-                deliveries.append(await self.dead_letters.send(
-                    effect.reason, message, effect.details))
+                await self.reject(out, effect.reason, message, effect.details)
             elif kind is fx.TimersChanged:
                 due = effect.due
             elif kind is fx.ChainCut:
@@ -163,40 +238,49 @@ class MemberProcessor:
                                         "event": effect.event, "cut": True,
                                         "depth": effect.depth, "actions": []})
         after = result.state
-        deltas = analytics_deltas(
-            None if state is None else state.to_view(), None if after is None else after.to_view(),
-            event.type, event.time, event.data,
-            [effect for effect in result.effects if type(effect) is fx.LedgerEntry])
-        if deltas:
-            brand = (after or state).brand
-            deliveries.append(await self.topics.analytics.send(
-                key=brand.encode(), value=orjson.dumps(
-                    {"source": [message.partition, message.offset], "deltas": deltas})))
-        if deliveries:
-            await asyncio.gather(*deliveries)
+        if result.effects or after is not state:
+            deltas = analytics_deltas(
+                None if state is None else state.to_view(),
+                None if after is None else after.to_view(),
+                event.type, event.time, event.data,
+                [effect for effect in result.effects if type(effect) is fx.LedgerEntry])
+            if deltas:
+                batch.add((after or state).brand, message.offset, deltas)
         store = tables.members
         store.ledger.append(event.member, ledger_items, event.id)
         store.messages.append(event.member, message_items, event.id)
         store.executions.append(event.member, execution_items, event.id)
         if due is not None:
             tables.timers.set_due(event.member, due)
-        if result.state is not None:
-            store.put(event.member, result.state)
-        EVENTS.labels(type=event.type, outcome="rejected" if rejected else "applied").inc()
-        if message.timestamp:
-            EVENT_TO_EFFECT.observe(max(0.0, self.clock.now() - self.clock.offset
-                                        - message.timestamp))
+        if after is not None:
+            store.put(event.member, after)
+        return (event.type, "rejected" if rejected else "applied")
+
+
+class BatchAnalytics:
+    """The analytics deltas of a batch, one record per brand, each event's deltas kept with
+    its offset: the analytics agent skips the events it already counted, so a batch replayed
+    after a crash (with other boundaries) counts nothing twice."""
+
+    def __init__(self, partition: int) -> None:
+        self.partition = partition
+        self.by_brand: dict[str, list] = {}
+
+    def add(self, brand: str, offset: int, deltas: list) -> None:
+        self.by_brand.setdefault(brand, []).append([offset, deltas])
 
 
 def register(app: faust.App, config: ConfigReplica, clock: Clock) -> MemberProcessor:
     topics = declare_topics(app)
     tables = MemberTables(members=MemberStore(app), timers=TimerIndex(app))
-    processor = MemberProcessor(topics, tables, config, DeadLetters(app), clock)
+    processor = MemberProcessor(app, topics, tables, config, DeadLetters(app), clock)
+    handlers_of(app)[topics.events.get_topic_name()] = processor.process_batch
 
     @app.agent(topics.events, name="members")
     async def members(stream):
-        await config.caught_up.wait()
-        async for event in stream.events():
-            await processor.process(event.message)
+        """Declares the subscription (and the tables' co-partitioning) to faust; the records
+        themselves go to ``processor.process_batch`` (agents/batching.py)."""
+        async for _ in stream:
+            raise RuntimeError("events records must take the batch path")
 
     return processor

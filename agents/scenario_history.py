@@ -10,9 +10,10 @@ from aiohttp import web
 import orjson
 from faust.web import Request, Response, View
 
-from agents.topics import CHANGELOG_CONFIGS
+from agents.batching import handlers_of
 from api.routing import route_to_owner
 from api.errors import json_response, page_params
+from tables.batch_store import BatchStore
 from tables.paged_lists import PagedLists
 
 #: Executions of one scenario can arrive from many members' partitions; a replayed execution
@@ -21,15 +22,32 @@ REMEMBERED_EXECUTIONS = 1024
 
 
 def register(app: faust.App, executions_topic: faust.TopicT) -> PagedLists:
-    table = app.Table("scenario-executions", key_type=bytes, value_type=bytes, default=None,
-                      extra_topic_configs=CHANGELOG_CONFIGS)
-    history = PagedLists(table, "executions", remember=REMEMBERED_EXECUTIONS)
+    store = BatchStore(app, "scenario-executions")
+    table = store.table
+    history = PagedLists(store, "executions", remember=REMEMBERED_EXECUTIONS)
+
+    async def record(tp, messages: list) -> None:
+        """A fetched batch of executions: one append per scenario, one flush."""
+        per_scenario: dict[str, list] = {}
+        for message in messages:
+            execution = orjson.loads(message.value)
+            per_scenario.setdefault(message.key.decode(), []).append(
+                (execution["id"], [execution]))
+        store.use_partition(tp.partition)
+        try:
+            for scenario, batches in per_scenario.items():
+                history.append_batches(scenario, batches)
+            await store.flush()
+        finally:
+            store.use_partition(None)
+
+    handlers_of(app)[executions_topic.get_topic_name()] = record
 
     @app.agent(executions_topic, name="scenario-history")
-    async def record(stream):
-        async for event in stream.events():
-            execution = orjson.loads(event.value)
-            history.append(event.key.decode(), [execution], execution["id"])
+    async def subscribe(stream):
+        """Declares the subscription to faust; the records take the batch path."""
+        async for _ in stream:
+            raise RuntimeError("execution records must take the batch path")
 
     @app.page("/v1/scenarios/{scenario}/executions")
     class ScenarioExecutionsView(View):

@@ -2,7 +2,8 @@
 promo-code pools (``<app>-pools``, key pool id) and collective goals (``<app>-goals``, key goal
 id).
 
-Each keeps one state per key in its own table and applies the engine's pure side logic
+Each keeps one state per key in its own table (a BatchStore, flushed once per fetched batch:
+they take the batch path of agents/batching.py) and applies the engine's pure side logic
 (engine/side.py); replies go back to members' keys on ``<app>-events``. As in the member agent,
 replies are sent and awaited before the new state is stored, and every reply's id derives from
 the request's id, so a replay after a crash repeats identical replies that the member side
@@ -11,18 +12,19 @@ dedupes — stock and codes are never handed out twice.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Callable
 
 import faust
 import orjson
 
+from agents.batching import handlers_of
 from agents.dlq import DeadLetters
-from agents.metrics import PROMO_POOL_DRY
-from agents.topics import CHANGELOG_CONFIGS
+from agents.metrics import DLQ, PROMO_POOL_DRY
+from agents.outgoing import Outgoing
 from engine import effects as fx
 from engine import side
+from tables.batch_store import BatchStore
 from tables.config import ConfigReplica
 
 logger = logging.getLogger(__name__)
@@ -42,39 +44,54 @@ def register(app: faust.App, topics, config: ConfigReplica) -> None:
 
 def _register_one(app: faust.App, name: str, topic: faust.TopicT, events_topic: faust.TopicT,
                   logic: Callable, config: ConfigReplica, dead_letters: DeadLetters) -> None:
-    table = app.Table(f"{name}-state", key_type=bytes, value_type=bytes, default=None,
-                      extra_topic_configs=CHANGELOG_CONFIGS)
+    store = BatchStore(app, f"{name}-state")
+    names = {"events": events_topic.get_topic_name(), name: topic.get_topic_name()}
+    dlq = dead_letters.topic.get_topic_name()
 
-    async def process(message) -> None:
+    async def process(message, program, out: Outgoing) -> None:
         try:
             request = orjson.loads(message.value)
         except orjson.JSONDecodeError as exc:
-            await (await dead_letters.send("malformed_json", message,
-                                           [{"field": "", "problem": str(exc)}]))
+            await reject(out, "malformed_json", message, [{"field": "", "problem": str(exc)}])
             return
-        raw = table.get(message.key)
-        state = None if raw is None else orjson.loads(raw)
-        state, effects = logic(state, request, config.program())
-        deliveries = []
+        state = store.get_live(message.key, orjson.loads)
+        state, effects = logic(state, request, program)
         for effect in effects:
             if isinstance(effect, fx.SendEvent) and effect.event["type"] == "promo.refused":
                 PROMO_POOL_DRY.labels(pool=effect.event["data"]["pool"]).inc()
                 logger.warning("promo-code pool %s ran dry", effect.event["data"]["pool"])
             if isinstance(effect, fx.SendEvent):
-                target = events_topic if effect.topic == "events" else topic
-                deliveries.append(await target.send(key=effect.key.encode(),
-                                                    value=orjson.dumps(effect.event)))
+                target = names["events"] if effect.topic == "events" else names[name]
+                await out.send(target, effect.key.encode(), orjson.dumps(effect.event))
             elif isinstance(effect, fx.Rejection):
-                deliveries.append(await dead_letters.send(effect.reason, message,
-                                                          effect.details))
-        if deliveries:
-            await asyncio.gather(*deliveries)
+                await reject(out, effect.reason, message, effect.details)
         if state is not None:
-            table[message.key] = orjson.dumps(state)
+            store.put_live(message.key, state, orjson.dumps)
 
-    async def run(stream):
+    async def reject(out: Outgoing, reason: str, message, details: list) -> None:
+        DLQ.labels(reason=reason).inc()
+        await out.send(dlq, message.key,
+                       orjson.dumps(dead_letters.record(reason, message, details)))
+
+    async def process_batch(tp, messages: list) -> None:
+        """Replies are durable before the states that sent them (see the module docstring)."""
         await config.caught_up.wait()
-        async for event in stream.events():
-            await process(event.message)
+        program = config.program()
+        out = Outgoing(app.producer)
+        store.use_partition(tp.partition)
+        try:
+            for message in messages:
+                await process(message, program, out)
+            await out.wait()
+            await store.flush()
+        finally:
+            store.use_partition(None)
 
-    app.agent(topic, name=f"{name}-agent")(run)
+    handlers_of(app)[topic.get_topic_name()] = process_batch
+
+    async def subscribe(stream):
+        """Declares the subscription to faust; the records take the batch path."""
+        async for _ in stream:
+            raise RuntimeError(f"{name} records must take the batch path")
+
+    app.agent(topic, name=f"{name}-agent")(subscribe)

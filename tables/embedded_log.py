@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import orjson
 from rocksdict import Options, Rdict, WriteBatch
@@ -227,6 +227,39 @@ class EmbeddedLog:
         self._end[tp] = offset
         self._appended_since_compaction[topic] = (
             self._appended_since_compaction.get(topic, 0) + len(records))
+        for listener in self._listeners:
+            listener()
+        return written
+
+    def append_groups(self, groups: dict[tuple[str, int], list[tuple[bytes | None, bytes | None,
+                                                                     int | None, Sequence]]]
+                      ) -> dict[tuple[str, int], list[tuple[int, int]]]:
+        """Append records to several partitions in one RocksDB write batch; returns each
+        partition's (offset, timestamp_ms) pairs in order."""
+        now_ms = int(time.time() * 1000)
+        batch = WriteBatch(raw_mode=True)
+        written: dict[tuple[str, int], list[tuple[int, int]]] = {}
+        ends: dict[tuple[str, int], int] = {}
+        for (topic, partition), records in groups.items():
+            meta = self._topics.get(topic)
+            if meta is None:
+                raise KeyError(f"unknown topic {topic!r}")
+            if not 0 <= partition < meta.partitions:
+                raise ValueError(f"topic {topic!r} has no partition {partition}")
+            prefix = _partition_prefix(topic, partition)
+            offset = self._end[(topic, partition)]
+            out = written[(topic, partition)] = []
+            for key, value, timestamp_ms, headers in records:
+                ts = now_ms if timestamp_ms is None else timestamp_ms
+                batch.put(prefix + _U64.pack(offset), encode_record(ts, key, value, headers))
+                out.append((offset, ts))
+                offset += 1
+            ends[(topic, partition)] = offset
+        self._db.write(batch)
+        for tp, offset in ends.items():
+            self._appended_since_compaction[tp[0]] = (
+                self._appended_since_compaction.get(tp[0], 0) + offset - self._end[tp])
+            self._end[tp] = offset
         for listener in self._listeners:
             listener()
         return written

@@ -1,6 +1,7 @@
 """Append-only lists per owner (a member's ledger, messages and executions; a scenario's
-history), stored in fixed-size pages inside a faust table, so an append costs one page write
-however long the list has grown.
+history), stored in fixed-size pages inside a table (a :class:`tables.batch_store.BatchStore`),
+so an append costs one page write however long the list has grown; pages and heads are kept as
+objects until the batch is flushed.
 
 Keys: ``<owner>\\0<list>\\0n`` -> ``{"n": count, "batches": ids of the last appends}``;
 ``<owner>\\0<list>\\0<page number>`` -> JSON list of up to ``page_size`` items.
@@ -10,7 +11,7 @@ crash after the page write, before the offset commit) appends nothing. A list wr
 member's ordered stream only needs to remember its last batch; a list fed by many writers (a
 scenario's history) remembers the last ``remember`` batch ids, the window in which a replay
 can repeat one. Writes happen while
-processing an event of the owner's partition, so pages live on the owner's partition and
+handling a batch of the owner's partition, so pages live on the owner's partition and
 queries routed by owner find them.
 """
 
@@ -30,36 +31,52 @@ class PagedLists:
         return b"%s\0%s\0%s" % (owner.encode(), self.name, suffix)
 
     def _head(self, owner: str) -> dict:
-        raw = self.table.get(self._key(owner, b"n"))
-        return {"n": 0, "batches": []} if raw is None else orjson.loads(raw)
+        head = self.table.get_live(self._key(owner, b"n"), orjson.loads)
+        return {"n": 0, "batches": []} if head is None else head
+
+    def _page(self, owner: str, page_no: int) -> list:
+        return self.table.get_live(self._key(owner, b"%d" % page_no), orjson.loads) or []
+
+    def _put(self, owner: str, suffix: bytes, value) -> None:
+        self.table.put_live(self._key(owner, suffix), value, orjson.dumps)
 
     def count(self, owner: str) -> int:
         return self._head(owner)["n"]
 
     def append(self, owner: str, items: list[dict], batch: str) -> None:
-        """Append items (oldest first) once per ``batch`` id, inside the owner's stream event."""
-        if not items:
-            return
+        """Append items (oldest first) once per ``batch`` id, inside the owner's batch."""
+        if items:
+            self.append_batches(owner, [(batch, items)])
+
+    def append_batches(self, owner: str, batches: list[tuple[str, list[dict]]]) -> None:
+        """Append several batches (oldest first) in one page write, skipping the batches
+        already appended (a list fed by many writers gets many in one fetched batch)."""
         head = self._head(owner)
-        if batch in head["batches"]:
+        remembered = set(head["batches"])
+        new = []
+        for batch, items in batches:
+            if batch not in remembered and items:
+                remembered.add(batch)
+                new.append((batch, items))
+        if not new:
             return
         count = head["n"]
         page_no = count // self.page_size
-        raw = self.table.get(self._key(owner, b"%d" % page_no))
         # Items past the head's count are the remains of an append cut short by a crash
         # (page written, head not): they are written again below, not kept twice.
-        page = orjson.loads(raw)[: count - page_no * self.page_size] if raw else []
-        for item in items:
-            page.append(item)
-            count += 1
-            if len(page) == self.page_size:
-                self.table[self._key(owner, b"%d" % page_no)] = orjson.dumps(page)
-                page_no += 1
-                page = []
+        page = self._page(owner, page_no)[: count - page_no * self.page_size]
+        for _, items in new:
+            for item in items:
+                page.append(item)
+                count += 1
+                if len(page) == self.page_size:
+                    self._put(owner, b"%d" % page_no, page)
+                    page_no += 1
+                    page = []
         if page:
-            self.table[self._key(owner, b"%d" % page_no)] = orjson.dumps(page)
-        batches = (head["batches"] + [batch])[-self.remember:]
-        self.table[self._key(owner, b"n")] = orjson.dumps({"n": count, "batches": batches})
+            self._put(owner, b"%d" % page_no, page)
+        ids = (head["batches"] + [batch for batch, _ in new])[-self.remember:]
+        self._put(owner, b"n", {"n": count, "batches": ids})
 
     def newest_first(self, owner: str, offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:
         """A page of items, newest first, and the total count."""
@@ -70,8 +87,7 @@ class PagedLists:
         if end <= 0:
             return items, total
         for page_no in range((end - 1) // self.page_size, start // self.page_size - 1, -1):
-            raw = self.table.get(self._key(owner, b"%d" % page_no))
-            page = orjson.loads(raw) if raw else []
+            page = self._page(owner, page_no)
             base = page_no * self.page_size
             for index in range(len(page) - 1, -1, -1):
                 if start <= base + index < end:

@@ -18,35 +18,37 @@ from typing import Iterable
 import faust
 import orjson
 
-from agents.topics import CHANGELOG_CONFIGS
+from tables.batch_store import BatchStore
 
 
 class TimerIndex:
     def __init__(self, app: faust.App) -> None:
-        self.table = app.Table("member-timers", key_type=bytes, value_type=bytes, default=None,
-                               extra_topic_configs=CHANGELOG_CONFIGS)
+        self.store = BatchStore(app, "member-timers")
         self._heap: list[tuple[float, str, str]] = []
         self._built_for_generation: int | None = None
 
     def set_due(self, member: str, due: Iterable[tuple[float, str]]) -> None:
-        """Replace a member's due times; inside the member's stream event."""
+        """Replace a member's due times; inside the member's batch."""
         entries = sorted({(float(t), str(kind)) for t, kind in due})
         key = member.encode()
         if entries:
-            self.table[key] = orjson.dumps(entries)
+            self.store[key] = orjson.dumps(entries)
             for t, kind in entries:
                 heapq.heappush(self._heap, (t, member, kind))
-        elif self.table.get(key) is not None:
-            self.table.pop(key, None)
+        elif self.store.get(key) is not None:
+            self.store.pop(key, None)
+
+    async def flush(self) -> None:
+        await self.store.flush()
 
     def due_for(self, member: str) -> list[tuple[float, str]]:
-        raw = self.table.get(member.encode())
+        raw = self.store.get(member.encode())
         return [] if raw is None else [(t, kind) for t, kind in orjson.loads(raw)]
 
     def rebuild(self) -> int:
         """Load the heap from the timers of this worker's active partitions."""
         self._heap = [(t, key.decode(), kind)
-                      for key, raw in self.table.items()
+                      for key, raw in self.store.items()
                       for t, kind in orjson.loads(raw)]
         heapq.heapify(self._heap)
         return len(self._heap)

@@ -1,0 +1,150 @@
+"""The batch path: records of chosen topics go to a handler a fetched batch at a time, below
+faust's per-event Stream and Event objects.
+
+faust spends most of its per-record time outside the agent: two tasks per message in the
+consumer's ``wait_first``, a queue per stream, an Event and a context per record, a changelog
+record and a RocksDB write per table write (NOTES.md, bench/RESULTS.md). A topic with a batch
+handler skips all of that: the consumer hands the handler every record it fetched for one
+partition, the handler writes its state and effects once for the batch, and the consumer then
+marks every offset of the batch acknowledged, so faust's own commit loop commits them.
+
+faust keeps everything else: group membership, partition assignment, pausing partitions while
+their tables recover, offset commits, table routing and the web server. Topics without a
+handler (config, outbox, side agents) take faust's ordinary path, unchanged.
+
+Rebalances wait for the batch in flight (``on_partitions_revoked`` takes the same lock), so a
+worker never writes state or commits for a partition after giving it up; a batch fetched
+before a rebalance and handled after it is dropped (its offsets were not committed, so the new
+owner reads them again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Awaitable, Callable, Optional, Set
+
+from faust.types import TP
+from faust.types.tuples import Message
+
+BatchHandler = Callable[[TP, list[Message]], Awaitable[None]]
+
+
+class BatchHandlers(dict[str, BatchHandler]):
+    """Topic name -> handler; kept on the app (``app.batch_handlers``) for its consumer."""
+
+
+def handlers_of(app) -> BatchHandlers:
+    handlers = getattr(app, "batch_handlers", None)
+    if handlers is None:
+        handlers = app.batch_handlers = BatchHandlers()
+    return handlers
+
+
+class BatchDrainMixin:
+    """Mixed into a faust ``Consumer`` before the driver's class; replaces ``_drain_messages``."""
+
+    _batch_lock: Optional[asyncio.Lock] = None
+
+    @property
+    def batch_lock(self) -> asyncio.Lock:
+        if self._batch_lock is None:
+            self._batch_lock = asyncio.Lock()
+        return self._batch_lock
+
+    async def on_partitions_revoked(self, revoked: Set[TP]) -> None:
+        async with self.batch_lock:
+            await super().on_partitions_revoked(revoked)
+
+    async def _drain_messages(self, fetcher) -> None:
+        handlers = handlers_of(self.app)
+        consumer_stopped = self._stopped.is_set
+        fetcher_stopped = fetcher._stopped.is_set
+        try:
+            while not (consumer_stopped() or fetcher_stopped()):
+                records, active = await self._wait_next_records(1.0)
+                await asyncio.sleep(0)
+                if not records or self.should_stop:
+                    continue
+                if not self.flow_active:
+                    await self.perform_seek()
+                    continue
+                generation = self.app.consumer_generation_id
+                for tp, batch in records.items():
+                    if self.app.consumer_generation_id != generation or not self.flow_active:
+                        break
+                    if (active is not None and tp not in active
+                            and tp not in self._buffered_partitions):
+                        continue
+                    self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                    handler = handlers.get(tp.topic)
+                    if handler is None:
+                        await self._deliver_one_by_one(tp, batch)
+                    else:
+                        await self._deliver_batch(handler, tp, batch, generation)
+                commit_every = self._commit_every
+                if commit_every is not None and self._n_acked >= commit_every:
+                    self._n_acked = 0
+                    await self.commit()
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+
+    def _unread(self, tp: TP, batch: list) -> list:
+        read = self._read_offset[tp]
+        if read is None:
+            return batch
+        return [record for record in batch if record.offset >= read]
+
+    async def _deliver_batch(self, handler: BatchHandler, tp: TP, batch: list,
+                             generation: int) -> None:
+        async with self.batch_lock:
+            if self.app.consumer_generation_id != generation or tp not in self.assignment():
+                return
+            to_message = self._to_message
+            messages = [to_message(tp, record) for record in self._unread(tp, batch)]
+            if not messages:
+                return
+            await handler(tp, messages)
+            self._ack_offsets(tp, messages[0].offset, messages[-1].offset)
+            self._read_offset[tp] = messages[-1].offset
+
+    def _ack_offsets(self, tp: TP, first: int, last: int) -> None:
+        """What ``Consumer.ack`` does per message, for a contiguous run of offsets (a gap in
+        the log — compaction, transaction markers — needs no ack of its own)."""
+        committed = self._committed_offset[tp]
+        read = self._read_offset[tp]
+        if read is not None and read + 1 < first:
+            first = read + 1
+        if committed is not None:
+            first = max(first, committed)
+        index = self._acked_index[tp]
+        acked = self._acked[tp]
+        new = [offset for offset in range(first, last + 1) if offset not in index]
+        index.update(new)
+        acked.extend(new)
+        self._n_acked += len(new)
+
+    async def _deliver_one_by_one(self, tp: TP, batch: list) -> None:
+        """faust's own path for topics without a batch handler (config, outbox, side agents)."""
+        callback = self.callback
+        to_message = self._to_message
+        acks_enabled = self.app.topics.acks_enabled_for(tp.topic)
+        for record in batch:
+            if not self.flow_active:
+                return
+            offset = record.offset
+            read = self._read_offset[tp]
+            if read is not None and offset < read:
+                continue
+            if read and offset - read > 1 and acks_enabled:
+                await self._add_gap(tp, read + 1, offset)
+            await self.wait_first(callback(to_message(tp, record)), self.suspend_flow.wait())
+            self._read_offset[tp] = offset

@@ -1,0 +1,34 @@
+"""Records produced while a batch is handled: sent as they are made (the producer batches
+them underneath), awaited once before the batch's state is flushed."""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class Outgoing:
+    def __init__(self, producer) -> None:
+        self._send = producer.send
+        self.futures: list = []
+
+    async def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        self.futures.append(await self._send(topic, key, value, None, None, None))
+
+    async def wait(self) -> None:
+        """Until every record sent so far is durable; raises the first failed send's error."""
+        futures, self.futures = self.futures, []
+        await wait_all(futures)
+
+
+async def wait_all(futures: list) -> None:
+    """Await many send futures. The embedded log resolves them all in the next turn of the
+    loop, so one ``sleep(0)`` usually finds them done, without a callback per future."""
+    if not futures:
+        return
+    if not futures[-1].done():
+        await asyncio.sleep(0)
+    pending = [future for future in futures if not future.done()]
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
+    for future in futures:
+        future.result()

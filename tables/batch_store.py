@@ -1,0 +1,171 @@
+"""A faust table's state, written a batch at a time: the record cache of Kafka Streams and the
+checkpoint of quix-streams, on faust's own RocksDB partitions and changelog.
+
+Writes made while handling a batch stay in a cache of dirty keys; ``flush`` then sends one
+changelog record per changed key (not one per write), waits until the log has them, and writes
+the partition's RocksDB in one ``WriteBatch`` together with the changelog offset it has read up
+to. The changelog stays the truth: faust's recovery restores these tables exactly as it
+restores tables written through ``table[key] = value``, because the records are the same
+(raw key, raw value, a tombstone for a deletion) on the same changelog partitions.
+
+Within a flush an owner's own key (no NUL: a member's state) is sent after the keys below it
+(``<owner>\0...``: its ledger pages, messages). A crash can leave a prefix of a flush in the
+changelog; that prefix never holds a state without the list entries it counts.
+
+A key lives on the partition of its owner: the bytes before the first NUL (a member id, a
+scenario id), hashed as Kafka's default partitioner does. While a batch is handled the
+partition is known and set with :meth:`use_partition`, in a context variable, so that an HTTP
+query answered while the batch awaits its effects does not see it; reads outside a batch hash
+the key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from contextvars import ContextVar
+from typing import Any, Callable, Iterator, NamedTuple, Optional
+
+import faust
+from rocksdict import WriteBatch
+
+from agents.embedded_transport import partition_for
+from agents.outgoing import wait_all
+from agents.topics import CHANGELOG_CONFIGS
+
+
+class Live(NamedTuple):
+    """An object put in this batch, with how to encode it at the flush."""
+
+    value: Any
+    encode: Callable[[Any], bytes]
+
+
+_MISSING = object()
+
+
+class BatchStore:
+    """Dict-like access (get, set, pop, items) to one table, flushed once per batch."""
+
+    def __init__(self, app: faust.App, name: str) -> None:
+        self.app = app
+        # key_type=bytes: the key serializer is raw, so the changelog key and the routing
+        # hash are the owner's utf-8 bytes, as on the input topics.
+        self.table = app.Table(name, key_type=bytes, value_type=bytes, default=None,
+                               extra_topic_configs=CHANGELOG_CONFIGS)
+        self.partitions = app.conf.topic_partitions
+        self._partition: ContextVar[Optional[int]] = ContextVar(f"{name}-partition",
+                                                                 default=None)
+        #: partition -> key -> new raw value (None deletes)
+        self._dirty: defaultdict[int, dict[bytes, Optional[bytes]]] = defaultdict(dict)
+        #: the writes of the flush in progress, readable until RocksDB has them
+        self._flushing: dict[int, dict[bytes, Optional[bytes]]] = {}
+        self._flush_lock = asyncio.Lock()
+
+    # -- partition of a key ------------------------------------------------------------------
+
+    def use_partition(self, partition: Optional[int]) -> None:
+        """The partition of the batch being handled (None outside a batch)."""
+        self._partition.set(partition)
+
+    def partition_of(self, key: bytes) -> int:
+        partition = self._partition.get()
+        if partition is not None:
+            return partition
+        return partition_for(key.split(b"\0", 1)[0], self.partitions)
+
+    def _db(self, partition: int):
+        return self.table.data._db_for_partition(partition)
+
+    # -- dict-like access --------------------------------------------------------------------
+
+    def get(self, key: bytes, default: Any = None) -> Optional[bytes]:
+        value = self._cached(key)
+        if value is _MISSING:
+            value = self._db(self.partition_of(key)).get(key)
+        elif type(value) is Live:
+            value = value.encode(value.value)
+        return default if value is None else value
+
+    def get_live(self, key: bytes, decode: Callable[[bytes], Any]) -> Any:
+        """The key's value as an object: the one put in this batch, else decoded."""
+        value = self._cached(key)
+        if value is _MISSING:
+            value = self._db(self.partition_of(key)).get(key)
+        elif type(value) is Live:
+            return value.value
+        return None if value is None else decode(value)
+
+    def _cached(self, key: bytes) -> Any:
+        partition = self.partition_of(key)
+        keys = self._dirty.get(partition)
+        if keys is not None and key in keys:
+            return keys[key]
+        keys = self._flushing.get(partition)
+        if keys is not None and key in keys:
+            return keys[key]
+        return _MISSING
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self._dirty[self.partition_of(key)][key] = value
+
+    def put_live(self, key: bytes, value: Any, encode: Callable[[Any], bytes]) -> None:
+        """Keep an object as the key's value; it is encoded once, when the batch is flushed
+        (a member written by ten events of a batch is encoded once, not ten times)."""
+        self._dirty[self.partition_of(key)][key] = Live(value, encode)
+
+    def pop(self, key: bytes, default: Any = None) -> Optional[bytes]:
+        value = self.get(key)
+        self._dirty[self.partition_of(key)][key] = None
+        return default if value is None else value
+
+    def items(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every key of this worker's active partitions, with the writes not yet flushed."""
+        cached: dict[bytes, Optional[bytes]] = {}
+        for cache in (self._flushing, self._dirty):
+            for keys in list(cache.values()):
+                cached.update(keys)
+        for key, value in self.table.items():
+            if key not in cached:
+                yield key, value
+        for key, value in cached.items():
+            if type(value) is Live:
+                yield key, value.encode(value.value)
+            elif value is not None:
+                yield key, value
+
+    # -- flushing ----------------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Make every write so far durable: changelog first, then the local RocksDB."""
+        async with self._flush_lock:
+            if not self._dirty:
+                return
+            self._flushing, self._dirty = self._dirty, defaultdict(dict)
+            for keys in self._flushing.values():
+                for key, value in keys.items():
+                    if type(value) is Live:
+                        keys[key] = value.encode(value.value)
+            topic = self.table.changelog_topic.get_topic_name()
+            send = self.app.producer.send
+            sent = {partition: [await send(topic, key, value, partition, None, None)
+                                for key, value in _owners_last(keys)]
+                    for partition, keys in self._flushing.items() if keys}
+            await wait_all([f for futures in sent.values() for f in futures])
+            offset_key = self.table.data.offset_key
+            for partition, futures in sent.items():
+                batch = WriteBatch(raw_mode=True)
+                for key, value in self._flushing[partition].items():
+                    if value is None:
+                        batch.delete(key)
+                    else:
+                        batch.put(key, value)
+                last = max(future.result().offset for future in futures)
+                batch.put(offset_key, str(last).encode())
+                self._db(partition).write(batch)
+            self._flushing = {}
+
+
+def _owners_last(keys: dict[bytes, Optional[bytes]]) -> list[tuple[bytes, Optional[bytes]]]:
+    return ([item for item in keys.items() if b"\0" in item[0]]
+            + [item for item in keys.items() if b"\0" not in item[0]])

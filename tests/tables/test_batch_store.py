@@ -1,0 +1,165 @@
+"""The batch store: writes cached per batch, one changelog record per changed key, one RocksDB
+WriteBatch per partition, and the changelog offset reached kept with the data."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+from rocksdict import Options, Rdict
+
+from tables.batch_store import BatchStore
+
+OFFSET_KEY = b"__faust\0offset__"
+
+
+class FakeTable:
+    """What BatchStore uses of a faust table on the rocksdb store."""
+
+    def __init__(self, path) -> None:
+        self.path = path
+        self.dbs: dict[int, Rdict] = {}
+        self.data = SimpleNamespace(offset_key=OFFSET_KEY, _db_for_partition=self.db)
+        self.changelog_topic = SimpleNamespace(get_topic_name=lambda: "app-members-changelog")
+
+    def db(self, partition: int) -> Rdict:
+        if partition not in self.dbs:
+            self.dbs[partition] = Rdict(str(self.path / f"p{partition}"), Options(raw_mode=True))
+        return self.dbs[partition]
+
+    def items(self):
+        for db in self.dbs.values():
+            for key, value in db.items():
+                if key != OFFSET_KEY:
+                    yield key, value
+
+
+class FakeLog:
+    """A producer whose sends resolve when ``release`` is called (or at once)."""
+
+    def __init__(self, hold: bool = False) -> None:
+        self.records: list[tuple[str, bytes, bytes | None, int]] = []
+        self.hold = hold
+        self.pending: list[asyncio.Future] = []
+
+    async def send(self, topic, key, value, partition, timestamp, headers):
+        self.records.append((topic, key, value, partition))
+        future = asyncio.get_running_loop().create_future()
+        result = SimpleNamespace(offset=len(self.records) - 1)
+        if self.hold:
+            self.pending.append((future, result))
+        else:
+            future.set_result(result)
+        return future
+
+    def release(self) -> None:
+        for future, result in self.pending:
+            future.set_result(result)
+        self.pending = []
+
+
+def make_store(tmp_path, log: FakeLog) -> tuple[BatchStore, FakeTable]:
+    table = FakeTable(tmp_path)
+    app = SimpleNamespace(conf=SimpleNamespace(topic_partitions=4), producer=log,
+                          Table=lambda name, **options: table)
+    return BatchStore(app, "members"), table
+
+
+def test_one_changelog_record_per_changed_key_and_state_keys_last(tmp_path):
+    log = FakeLog()
+    store, table = make_store(tmp_path, log)
+    store.use_partition(2)
+    store[b"m1"] = b"state-1"
+    store[b"m1\0ledger\0n"] = b"head-1"
+    store[b"m1"] = b"state-2"               # written twice in the batch: sent once
+    store[b"m2"] = b"other"
+    store.pop(b"m2")                        # deleted: a tombstone
+    assert store.get(b"m1") == b"state-2" and store.get(b"m2") is None
+
+    asyncio.run(store.flush())
+
+    assert log.records == [("app-members-changelog", b"m1\0ledger\0n", b"head-1", 2),
+                           ("app-members-changelog", b"m1", b"state-2", 2),
+                           ("app-members-changelog", b"m2", None, 2)]
+    db = table.db(2)
+    assert db[b"m1"] == b"state-2" and db.get(b"m2") is None
+    assert db[OFFSET_KEY] == b"2"           # the changelog offset faust's recovery resumes at
+
+
+def test_rocksdb_is_written_only_once_the_changelog_has_the_records(tmp_path):
+    async def scenario():
+        log = FakeLog(hold=True)
+        store, table = make_store(tmp_path, log)
+        store.use_partition(0)
+        store[b"m1"] = b"v1"
+        flushing = asyncio.ensure_future(store.flush())
+        await asyncio.sleep(0.01)
+        assert table.db(0).get(b"m1") is None       # not durable yet: RocksDB untouched
+        assert store.get(b"m1") == b"v1"            # but readable while in flight
+        store[b"m1"] = b"v2"                        # a write during the flush waits for the next
+        log.release()
+        await flushing
+        assert table.db(0)[b"m1"] == b"v1" and store.get(b"m1") == b"v2"
+        log.hold = False
+        await store.flush()
+        assert table.db(0)[b"m1"] == b"v2"
+    asyncio.run(scenario())
+
+
+def test_outside_a_batch_a_key_is_read_from_its_owners_partition(tmp_path):
+    from agents.embedded_transport import partition_for
+
+    store, table = make_store(tmp_path, FakeLog())
+    owner_partition = partition_for(b"m7", 4)
+    table.db(owner_partition).put(b"m7\0ledger\0n", b"head")
+    assert store.get(b"m7\0ledger\0n") == b"head"
+
+
+def test_the_batch_partition_does_not_leak_into_other_tasks(tmp_path):
+    from agents.embedded_transport import partition_for
+
+    store, table = make_store(tmp_path, FakeLog())
+    owner = partition_for(b"m7", 4)
+    table.db(owner).put(b"m7", b"state")
+
+    async def scenario():
+        async def http_query():
+            return store.get(b"m7")
+        query = asyncio.ensure_future(http_query())   # a task started outside the batch
+        store.use_partition((owner + 1) % 4)          # the batch of another partition
+        return await query
+    assert asyncio.run(scenario()) == b"state"
+
+
+def test_items_merge_unflushed_writes(tmp_path):
+    store, table = make_store(tmp_path, FakeLog())
+    table.db(1).put(b"a", b"old")
+    table.db(1).put(b"b", b"kept")
+    store.use_partition(1)
+    store[b"a"] = b"new"
+    store[b"c"] = b"added"
+    store.pop(b"b")
+    assert dict(store.items()) == {b"a": b"new", b"c": b"added"}
+
+
+def test_a_live_object_is_encoded_once_at_the_flush(tmp_path):
+    encoded = []
+
+    def encode(value: dict) -> bytes:
+        encoded.append(value)
+        return repr(sorted(value.items())).encode()
+
+    log = FakeLog()
+    store, table = make_store(tmp_path, log)
+    store.use_partition(3)
+    state = {"balance": 10}
+    store.put_live(b"m1", state, encode)
+    assert store.get_live(b"m1", decode=lambda raw: None) is state
+    state["balance"] = 25                    # a later event of the batch
+    store.put_live(b"m1", state, encode)
+    assert encoded == []
+
+    asyncio.run(store.flush())
+
+    assert encoded == [state] and table.db(3)[b"m1"] == b"[('balance', 25)]"
+    assert log.records == [("app-members-changelog", b"m1", b"[('balance', 25)]", 3)]
