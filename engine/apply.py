@@ -23,7 +23,7 @@ from engine.events import Event
 from engine.program import Program, in_brand
 from engine.points import debit, purchase_rate, record_purchase, reverse_return, standard_earn
 from engine.scenarios import fire, fire_configured
-from engine.state import SEEN_CHARS, MemberState, bucket_add, day_number
+from engine.state import SEEN_CHARS, MemberState, bucket_add
 from engine.timers import next_due, on_timer, period_index
 
 #: Events that are the member's own operations (they count as activity).
@@ -42,6 +42,8 @@ QUALIFIED_KEPT = 100
 #: Events that make sense for a member that does not exist yet.
 SILENT_WITHOUT_MEMBER = frozenset({"timer", "message.status", "promo.refused", "goal.reached",
                                    "reward.refused"})
+#: The copy-on-write base of a joining member: its containers are never the new state's.
+NEW = MemberState(id="", brand="", joined=0.0)
 
 
 @dataclass(slots=True)
@@ -61,13 +63,13 @@ def apply(state: MemberState | None, event: Event, program: Program, now: float)
                                              f"join first (member.joined)"}])
         settings = program.settings(event.brand)
         state = MemberState(id=event.member, brand=event.brand, joined=event.time)
-        ctx = Context(state, event, program, settings, now)
+        ctx = Context(state, NEW, event, program, settings, now)
         if not _join(ctx):
             return Result(None, ctx.effects)
     else:
         if f"\n{event.id}\n" in state.seen:
             return Result(state, [])
-        ctx = Context(state.clone(), event, program, program.settings(state.brand), now)
+        ctx = Context(state.clone(), state, event, program, program.settings(state.brand), now)
         if state.status != "active":
             if event.type in ACTIVITY_TYPES:
                 ctx.reject("member_deleted", [{"field": "member",
@@ -202,9 +204,11 @@ def _segments(ctx: Context, dirty: set) -> None:
     state, at = ctx.state, ctx.at
     current = state.segments
     active = state.status == "active"
+    brand = state.brand
     entered, left = [], []
     for segment in candidates:
-        inside = active and in_brand(segment, state.brand) and segment.matches(state, at)
+        inside = (active and (not segment.brands or brand in segment.brands)
+                  and segment.matches(state, at))
         if inside:
             if segment.id not in current:
                 entered.append(segment.id)
@@ -340,7 +344,10 @@ def _return(ctx: Context) -> None:
 
 def _visit(ctx: Context) -> None:
     state = ctx.state
-    bucket_add(state.visit_days, day_number(ctx.at), 1)
+    days = state.visit_days
+    if days is ctx.base.visit_days:
+        days = state.visit_days = days.copy()
+    bucket_add(days, ctx.day, 1)
     ctx.dirty.add("visits_30d")
     period = period_index(ctx.at, ctx.settings.streak_period, ctx.settings.timezone)
     last = state.streak_period

@@ -9,7 +9,7 @@ import math
 from engine.effects import LedgerEntry, Rejection, SendEvent
 from engine.events import Event, iso
 from engine.program import Program, Settings
-from engine.state import MemberState, bucket_add, day_number
+from engine.state import DAY, MemberState, bucket_add
 
 
 def round_points(value: float, rounding: str) -> int:
@@ -26,18 +26,21 @@ class Context:
     """One apply's working set. ``at`` is the time rules reason with: the event's own time
     (so a replay decides the same); ``now`` only stamps what has no time of its own."""
 
-    __slots__ = ("state", "event", "program", "settings", "now", "at", "effects", "dirty",
+    __slots__ = ("state", "base", "event", "program", "settings", "now", "at", "day", "effects",
+                 "dirty",
                  "timers_dirty", "rejected", "ledger_seq", "message_seq", "execution_seq",
                  "send_seq")
 
-    def __init__(self, state: MemberState, event: Event, program: Program, settings: Settings,
-                 now: float) -> None:
+    def __init__(self, state: MemberState, base: MemberState, event: Event, program: Program,
+                 settings: Settings, now: float) -> None:
         self.state = state
+        self.base = base                      # the input: its containers are copied on write
         self.event = event
         self.program = program
         self.settings = settings
         self.now = now
         self.at = event.time
+        self.day = int(event.time // DAY)     # the UTC day of ``at`` (buckets, expiry lots)
         self.effects: list = []
         self.dirty: set[str] = set()          # facts changed since the last settle round
         self.timers_dirty = False             # the member's due times must be recomputed
@@ -82,7 +85,10 @@ class Context:
             return
         state = self.state
         state.points_earned_total += points
-        bucket_add(state.earned_days, day_number(self.at), points)
+        days = state.earned_days
+        if days is self.base.earned_days:
+            days = state.earned_days = days.copy()
+        bucket_add(days, self.day, points)
         self.dirty.add("points_earned_total")
 
     def send(self, topic: str, key: str, type_: str, data: dict, suffix: str | None = None,

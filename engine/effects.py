@@ -5,12 +5,14 @@ and the member's ledger pages, messages and webhooks to ``<app>-outbox`` and the
 message list, executions to ``<app>-executions``, events to other keys, rejections to the DLQ.
 Every id derives from the source event's id, so a replayed event repeats identical effects
 that receivers recognise.
+
+Effects are named tuples: immutable, and several times cheaper to build than frozen
+dataclasses, which matters at a few effects per event.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.events import iso
 
@@ -20,8 +22,7 @@ LEDGER_KINDS = ("earn", "spend", "bonus", "award", "deduct", "redeem", "expire",
                 "refund", "donate")
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
+class LedgerEntry(NamedTuple):
     id: str
     member: str
     time: float
@@ -37,8 +38,7 @@ class LedgerEntry:
                 "event": self.event, "scenario": self.scenario}
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(NamedTuple):
     id: str
     member: str
     time: float
@@ -59,8 +59,7 @@ class Message:
                 "scenario": self.scenario, "status": self.status, "brand": self.brand}
 
 
-@dataclass(frozen=True, slots=True)
-class Webhook:
+class Webhook(NamedTuple):
     id: str
     member: str
     time: float
@@ -77,8 +76,7 @@ class Webhook:
                 "status": "queued", "brand": self.brand}
 
 
-@dataclass(frozen=True, slots=True)
-class Execution:
+class Execution(NamedTuple):
     id: str
     scenario: str
     member: str
@@ -94,8 +92,7 @@ class Execution:
                 "actions": list(self.actions), "depth": self.depth}
 
 
-@dataclass(frozen=True, slots=True)
-class SendEvent:
+class SendEvent(NamedTuple):
     """An event for another key: ``events`` (a member), ``rewards``, ``pools`` or ``goals``."""
 
     topic: str
@@ -106,8 +103,7 @@ class SendEvent:
         return {"topic": self.topic, "key": self.key, "event": self.event}
 
 
-@dataclass(frozen=True, slots=True)
-class Rejection:
+class Rejection(NamedTuple):
     """The event was refused (it goes to the DLQ with this reason); nothing else changed."""
 
     reason: str
@@ -117,8 +113,7 @@ class Rejection:
         return {"reason": self.reason, "details": list(self.details)}
 
 
-@dataclass(frozen=True, slots=True)
-class ChainCut:
+class ChainCut(NamedTuple):
     """A scenario chain stopped at the program's depth limit."""
 
     scenario: str
@@ -130,8 +125,7 @@ class ChainCut:
                 "cut": True}
 
 
-@dataclass(frozen=True, slots=True)
-class TimersChanged:
+class TimersChanged(NamedTuple):
     """The member's complete set of next due times, ``(time, kind)``."""
 
     due: tuple[tuple[float, str], ...]

@@ -25,10 +25,26 @@ from engine.state import DAY, HISTORY_DAYS, MAX_TRANSACTIONS, bucket_add, day_nu
 def purchase_rate(ctx: Context) -> float:
     tier_id = ctx.state.tier
     if tier_id is not None:
-        for tier in ctx.program.tiers:
-            if tier.id == tier_id and tier.points_per_unit is not None:
-                return tier.points_per_unit
+        rate = ctx.program.tier_rates.get(tier_id)
+        if rate is not None:
+            return rate
     return ctx.settings.points_per_unit
+
+
+def _lots(ctx: Context) -> list:
+    """The member's lots, to change in place (copied first while still the input's)."""
+    lots = ctx.state.lots
+    if lots is ctx.base.lots:
+        lots = ctx.state.lots = lots.copy()
+    return lots
+
+
+def _transactions(ctx: Context) -> dict:
+    """The member's transactions, to change in place (copied first while still the input's)."""
+    transactions = ctx.state.transactions
+    if transactions is ctx.base.transactions:
+        transactions = ctx.state.transactions = transactions.copy()
+    return transactions
 
 
 def credit(ctx: Context, kind: str, points: int, scenario: str | None = None,
@@ -39,12 +55,12 @@ def credit(ctx: Context, kind: str, points: int, scenario: str | None = None,
         return
     expiry_days = ctx.settings.expiry_days
     if expiry_days:
-        add_lot(ctx, (day_number(ctx.at) + expiry_days + 1) * DAY, points)
+        add_lot(ctx, (ctx.day + expiry_days + 1) * DAY, points)
 
 
 def add_lot(ctx: Context, expires_at: float, points: int) -> None:
     """Lots are kept oldest first, one per expiry day."""
-    lots = ctx.state.lots
+    lots = _lots(ctx)
     if lots and lots[-1][0] == expires_at:
         lots[-1] = [expires_at, lots[-1][1] + points]
     elif not lots or lots[-1][0] < expires_at:
@@ -69,9 +85,10 @@ def debit(ctx: Context, kind: str, points: int, scenario: str | None = None) -> 
 
 
 def consume_lots(ctx: Context, points: int) -> None:
-    lots = ctx.state.lots
-    if lots:
-        ctx.timers_dirty = True
+    if not ctx.state.lots:
+        return
+    lots = _lots(ctx)
+    ctx.timers_dirty = True
     while points > 0 and lots:
         expires_at, remaining = lots[0]
         if remaining > points:
@@ -89,7 +106,7 @@ def standard_earn(ctx: Context, kind: str, points: int, tx: str | None) -> bool:
     if tx is not None:
         record = ctx.state.transactions.get(tx)
         if record is not None:
-            ctx.state.transactions[tx] = [*record[:2], record[2] + points, *record[3:]]
+            _transactions(ctx)[tx] = [*record[:2], record[2] + points, *record[3:]]
     if pending_days and tx is not None:
         hold(ctx, points, kind, tx)
         return False
@@ -101,6 +118,8 @@ def standard_earn(ctx: Context, kind: str, points: int, tx: str | None) -> bool:
 def hold(ctx: Context, points: int, kind: str, tx: str) -> None:
     """Points of a purchase held until its returns window ends."""
     pending = ctx.state.pending
+    if pending is ctx.base.pending:
+        pending = ctx.state.pending = pending.copy()
     unlock_at = ctx.at + ctx.settings.pending_days * DAY
     if not pending or unlock_at < min(entry[0] for entry in pending):
         ctx.timers_dirty = True
@@ -118,7 +137,7 @@ def unlock_pending(ctx: Context) -> None:
             ctx.earned(points)
             record = ctx.state.transactions.get(tx)
             if record is not None:
-                ctx.state.transactions[tx] = [*record[:5], False]
+                _transactions(ctx)[tx] = [*record[:5], False]
         else:
             keep.append(entry)
     if len(keep) != len(ctx.state.pending):
@@ -129,7 +148,9 @@ def unlock_pending(ctx: Context) -> None:
 
 def expire_lots(ctx: Context) -> None:
     """Write ``expire`` entries for lots past their date, oldest first."""
-    lots = ctx.state.lots
+    if not ctx.state.lots or ctx.state.lots[0][0] > ctx.at:
+        return
+    lots = _lots(ctx)
     while lots and lots[0][0] <= ctx.at:
         ctx.timers_dirty = True
         _, remaining = lots.pop(0)
@@ -142,8 +163,11 @@ def record_purchase(ctx: Context, tx: str, amount: float) -> None:
     state = ctx.state
     state.spend_total += amount
     state.purchases_total += 1
-    bucket_add(state.spend_days, day_number(ctx.at), amount)
-    transactions = state.transactions
+    days = state.spend_days
+    if days is ctx.base.spend_days:
+        days = state.spend_days = days.copy()
+    bucket_add(days, ctx.day, amount)
+    transactions = _transactions(ctx)
     transactions[tx] = [ctx.at, amount, 0, 0.0, 0, bool(ctx.settings.pending_days)]
     if len(transactions) > MAX_TRANSACTIONS:
         del transactions[next(iter(transactions))]
@@ -197,7 +221,7 @@ def reverse_return(ctx: Context, tx: str, amount: float) -> None:
         if taken:
             state.points_earned_total = max(0, state.points_earned_total - taken)
             ctx.dirty.add("points_earned_total")
-    state.transactions[tx] = [bought_at, bought, points, returned, reversed_points + to_reverse,
+    _transactions(ctx)[tx] = [bought_at, bought, points, returned, reversed_points + to_reverse,
                               pending]
 
 
@@ -209,7 +233,7 @@ def standard_bonus(ctx: Context, points: int, tx: str | None, scenario: str) -> 
     if tx is not None:
         record = ctx.state.transactions.get(tx)
         if record is not None:
-            ctx.state.transactions[tx] = [*record[:2], record[2] + points, *record[3:]]
+            _transactions(ctx)[tx] = [*record[:2], record[2] + points, *record[3:]]
             if record[5]:
                 hold(ctx, points, "bonus", tx)
                 return

@@ -328,6 +328,7 @@ class Scenario:
     actions: tuple[dict, ...]
     brands: frozenset[str]
     chained: str                               # the trigger this scenario is: scenario:<id>
+    steps: tuple[Callable, ...]                # the actions, compiled (engine/scenarios.py)
 
 
 def in_brand(obj: Any, brand: str) -> bool:
@@ -353,22 +354,26 @@ class Program:
     blacklists: dict[str, tuple[frozenset[str], frozenset[str]]]
     default_settings: Settings = field(init=False)
     timer_signature: str = field(init=False)
+    tier_rates: dict[str, float] = field(init=False)   # tier -> its own points_per_unit
     _memo: dict = field(init=False, default_factory=dict)
     _segment_fields: frozenset[str] = field(init=False)
+    _tiers_by_brand: dict[str, tuple[Tier, ...]] = field(init=False)
+    _unscoped_tiers: tuple[Tier, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         self.default_settings = self.settings_by_brand["default"]
         self.timer_signature = _timer_signature(self)
         self._segment_fields = frozenset(self.segments_by_field)
+        self.tier_rates = {t.id: t.points_per_unit for t in self.tiers
+                           if t.points_per_unit is not None}
+        self._unscoped_tiers = tuple(t for t in self.tiers if not t.brands)
+        self._tiers_by_brand = {brand: tuple(t for t in self.tiers if in_brand(t, brand))
+                                for brand in frozenset().union(*(t.brands for t in self.tiers))}
 
     def tiers_for(self, brand: str) -> tuple[Tier, ...]:
-        """The brand's tiers, highest rank first (memoised per brand that some tier names;
+        """The brand's tiers, highest rank first (precomputed per brand that some tier names;
         every other brand shares the unscoped tiers)."""
-        key = ("tiers", brand if any(brand in t.brands for t in self.tiers) else None)
-        found = self._memo.get(key)
-        if found is None:
-            found = self._memo[key] = tuple(t for t in self.tiers if in_brand(t, brand))
-        return found
+        return self._tiers_by_brand.get(brand, self._unscoped_tiers)
 
     def segments_for(self, changed: set[str]) -> tuple[Segment, ...]:
         """The segments an event could move a member in or out of: those reading a changed
@@ -485,6 +490,8 @@ def compile_program(objects: dict[str, dict[str, dict]]) -> Program:
                       triggers_by_type={k: tuple(v) for k, v in by_type.items()},
                       scenarios={}, scenarios_by_trigger={}, rewards=rewards, pools=pools,
                       goals=goals, blacklists=blacklists)
+    # Imported here: the actions module builds on the program's own types.
+    from engine.scenarios import compile_actions
     raw_scenarios = objects.get("scenarios") or {}
     program.scenarios = {i: None for i in raw_scenarios}  # known ids, for scenario: triggers
     scenarios: dict[str, Scenario] = {}
@@ -499,7 +506,8 @@ def compile_program(objects: dict[str, dict[str, dict]]) -> Program:
             window_from=parse_time(window["from"]) if "from" in window else -math.inf,
             window_to=parse_time(window["to"]) if "to" in window else math.inf,
             limit_per_member=doc.get("limit_per_member"), actions=tuple(doc["actions"]),
-            brands=_brands(doc), chained=f"scenario:{scenario_id}")
+            brands=_brands(doc), chained=f"scenario:{scenario_id}",
+            steps=compile_actions(scenario_id, tuple(doc["actions"])))
     by_trigger: dict[str, list[Scenario]] = {}
     for scenario in scenarios.values():
         if scenario.active:

@@ -18,9 +18,11 @@ event:
 
 Copies are cheap because most containers are never changed in place: the engine replaces
 them (``state.tags = {...}``). Only the few that change on most events — lots, pending points,
-transactions, execution counters and day buckets (:data:`COPIED`) — are changed in place, and
-:meth:`MemberState.clone` copies exactly those; items inside any container (a bucket, a lot)
-are replaced, never changed. A property test checks that apply never changes its input.
+transactions, execution counters and day buckets (:data:`COPIED`) — are changed in place, copy
+on write: :meth:`MemberState.clone` shares every container, and apply copies one of these the
+first time it changes it, while it is still the input's (``container is ctx.base.<name>``), so
+an event copies only what it changes. Items inside any container (a bucket, a lot) are
+replaced, never changed. A property test checks that apply never changes its input.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from typing import Any, Callable
 import orjson
 
 SEEN_CHARS = 2048
-#: The containers that apply changes in place; every other one is only ever replaced.
+#: The containers that apply changes in place (after copying them on first write); every
+#: other one is only ever replaced.
 COPIED = ("pending", "lots", "executions", "spend_days", "earned_days", "visit_days",
           "transactions")
 MAX_TRANSACTIONS = 50
@@ -135,18 +138,18 @@ class MemberState:
         return cls(*_loads(raw))
 
     def clone(self) -> "MemberState":
-        """A copy that apply may change without touching this one: the :data:`COPIED`
-        containers are copied, the others shared (they are only ever replaced). Written out
-        field by field and positionally: it runs per event."""
+        """A copy sharing every container with this one: apply copies a :data:`COPIED`
+        container before its first change (see the module docstring) and only replaces the
+        others. Written out field by field and positionally: it runs per event."""
         return MemberState(
             self.id, self.brand, self.joined, self.status, self.profile, self.consents,
             self.cards, self.channel, self.activated, self.tier, self.tier_manual, self.tags,
-            self.segments, self.balance, self.pending.copy(), self.lots.copy(),
+            self.segments, self.balance, self.pending, self.lots,
             self.streak_current, self.streak_best, self.streak_period, self.referrer,
             self.referred, self.qualified, self.qualified_members, self.qualify_sent,
-            self.executions.copy(), self.occurrences, self.exceeded, self.spend_total,
-            self.purchases_total, self.points_earned_total, self.spend_days.copy(),
-            self.earned_days.copy(), self.visit_days.copy(), self.transactions.copy(),
+            self.executions, self.occurrences, self.exceeded, self.spend_total,
+            self.purchases_total, self.points_earned_total, self.spend_days,
+            self.earned_days, self.visit_days, self.transactions,
             self.orders, self.codes, self.web, self.last_activity, self.last_time, self.seen,
             self.due, self.timers_for)
 
@@ -183,16 +186,20 @@ def _rolling(buckets: str, days: int):
     return lambda s, at: window_sum(getattr(s, buckets), day_number(at), days)
 
 
+#: Facts that are a state attribute as it is (segment rules read them with ``attrgetter``).
+ATTRIBUTES = {"balance": "balance", "tier": "tier", "brand": "brand", "status": "status",
+              "spend_total": "spend_total", "purchases_total": "purchases_total",
+              "points_earned_total": "points_earned_total", "streak": "streak_current"}
+
+
+def _attribute(name: str):
+    get = attrgetter(name)
+    return lambda s, at: get(s)
+
+
 #: How each plain fact is read from a state at a time (segment rules and tier metrics).
 FACTS = {
-    "balance": lambda s, at: s.balance,
-    "tier": lambda s, at: s.tier,
-    "brand": lambda s, at: s.brand,
-    "status": lambda s, at: s.status,
-    "spend_total": lambda s, at: s.spend_total,
-    "purchases_total": lambda s, at: s.purchases_total,
-    "points_earned_total": lambda s, at: s.points_earned_total,
-    "streak": lambda s, at: s.streak_current,
+    **{fact: _attribute(name) for fact, name in ATTRIBUTES.items()},
     "pending": lambda s, at: s.pending_points,
     "spend_30d": _rolling("spend_days", 30),
     "spend_365d": _rolling("spend_days", 365),

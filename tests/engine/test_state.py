@@ -38,13 +38,27 @@ def test_bytes_and_clone_keep_every_field_in_its_place():
     assert state.clone() == state
 
 
-def test_a_clone_copies_the_containers_apply_changes_in_place():
+def test_a_clone_shares_its_containers_and_apply_copies_one_before_changing_it():
     state = _distinct_state()
     copy = state.clone()
     for name in COPIED:
-        assert getattr(copy, name) is not getattr(state, name)
-    copy.lots.append([1.0, 1])
-    assert [1.0, 1] not in state.lots
+        assert getattr(copy, name) is getattr(state, name)
+    world = World({"expiry_days": 30, "visit_points": 1, "pending_days": 2},
+                  scenarios={"x2": {"name": "x2", "trigger": "points.standard_added",
+                                    "actions": [{"type": "points.multiply", "percent": 50}]}})
+    world.join("ola")
+    world.send("ola", "purchase", transaction="t1", amount=10.0)
+    before = world.state("ola")
+    saved = {name: repr(getattr(before, name)) for name in COPIED}
+    world.send("ola", "visit", time="2026-03-06T10:00:00Z")
+    world.send("ola", "purchase", time="2026-03-06T11:00:00Z", transaction="t2", amount=20.0)
+    world.send("ola", "return", time="2026-03-06T12:00:00Z", transaction="t1", amount=5.0)
+    world.fire_timers("ola", "2026-05-01T00:00:00Z")
+    after = world.state("ola")
+    assert {name: repr(getattr(before, name)) for name in COPIED} == saved
+    changed = [name for name in COPIED if getattr(after, name) != getattr(before, name)]
+    assert {"pending", "transactions", "executions", "spend_days", "visit_days"} <= set(changed)
+    assert all(getattr(after, name) is not getattr(before, name) for name in changed)
 
 
 def test_a_shorter_stored_list_loads_with_defaults_for_fields_added_since():
