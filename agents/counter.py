@@ -27,10 +27,11 @@ from tables.batch_store import BatchStore
 THRESHOLD = 1000.0
 
 
-def _amount(document) -> float:
+def _amount(document: dict) -> float:
+    data = document.get("data")
     try:
-        return float(document.get("data", {}).get("amount", 0))
-    except (AttributeError, TypeError, ValueError):
+        return float(data.get("amount", 0)) if isinstance(data, dict) else 0.0
+    except (TypeError, ValueError):
         return 0.0
 
 
@@ -50,22 +51,26 @@ def register(app: faust.App) -> None:
         try:
             for message in messages:
                 member = message.key
-                raw_row = store.get(member)
-                row = orjson.loads(raw_row) if raw_row else {"count": 0, "amount": 0.0,
-                                                             "offset": -1}
-                if message.offset <= row["offset"]:
+                row = store.get_live(member, orjson.loads)
+                if row is None:
+                    row = {"count": 0, "amount": 0.0, "offset": -1}
+                elif message.offset <= row["offset"]:
                     continue
                 try:
                     document = orjson.loads(message.value)
                 except orjson.JSONDecodeError:
+                    document = {}
+                if not isinstance(document, dict):
                     document = {}
                 total = row["amount"] + _amount(document)
                 if row["amount"] < THRESHOLD <= total:
                     await out.send(crossings_topic, member, orjson.dumps(
                         {"member": member.decode(errors="replace"), "total": total,
                          "event": document.get("id")}))
-                store[member] = orjson.dumps({"count": row["count"] + 1, "amount": total,
-                                              "offset": message.offset})
+                row["count"] += 1
+                row["amount"] = total
+                row["offset"] = message.offset
+                store.put_live(member, row, orjson.dumps)
             await out.wait()
             await store.flush()
         finally:

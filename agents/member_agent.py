@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 import faust
@@ -200,7 +202,8 @@ class MemberProcessor:
                     batch: "BatchAnalytics") -> tuple[str, str]:
         tables = self.tables
         names = self.names
-        state = tables.members.get(event.member)
+        stored = tables.members.get_stored(event.member)
+        state = None if stored is None else stored.state
         result = apply(state, event, program, now)
         member_key = event.member.encode()
         ledger_items, message_items, execution_items = [], [], []
@@ -240,21 +243,32 @@ class MemberProcessor:
         after = result.state
         if result.effects or after is not state:
             deltas = analytics_deltas(
-                None if state is None else state.to_view(),
-                None if after is None else after.to_view(),
-                event.type, event.time, event.data,
+                analytics_view(state), analytics_view(after), event.type, event.time, event.data,
                 [effect for effect in result.effects if type(effect) is fx.LedgerEntry])
             if deltas:
                 batch.add((after or state).brand, message.offset, deltas)
-        store = tables.members
-        store.ledger.append(event.member, ledger_items, event.id)
-        store.messages.append(event.member, message_items, event.id)
-        store.executions.append(event.member, execution_items, event.id)
+        if after is not state or ledger_items or message_items or execution_items:
+            tables.members.record(event.member, stored, after, ledger_items, message_items,
+                                  execution_items)
         if due is not None:
             tables.timers.set_due(event.member, due)
-        if after is not None:
-            store.put(event.member, after)
         return (event.type, "rejected" if rejected else "applied")
+
+
+def analytics_view(state) -> dict | None:
+    """The fields of a member that ``analytics_deltas`` reads, not the whole ``to_view()``
+    (which formats every date and copies every container, twice per event)."""
+    if state is None:
+        return None
+    return {"brand": state.brand, "status": state.status, "tier": state.tier,
+            "segments": state.segments,
+            "last_activity": None if state.last_activity is None
+            else day_string(int(state.last_activity // 86400))}
+
+
+@lru_cache(maxsize=4096)
+def day_string(day_number: int) -> str:
+    return datetime.fromtimestamp(day_number * 86400, timezone.utc).strftime("%Y-%m-%d")
 
 
 class BatchAnalytics:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 Problem = dict[str, str]
 
@@ -141,6 +141,137 @@ def _check(schema: dict, value: Any, path: str, problems: list[Problem]) -> None
                 _check(extra, item, join(path, name), problems)
         if "oneOf" in schema and "x-discriminator" in schema:
             _check_branch(schema, value, path, problems)
+
+
+def compile_validator(schema: dict) -> Callable[[Any], bool]:
+    """A predicate that answers what ``not check(schema, value)`` answers, without building
+    paths or problems: the hot path (every event a worker reads) only needs the yes; a no is
+    followed by ``check`` for the full list of problems. Built once per schema, as closures."""
+    tests: list[Callable[[Any], bool]] = []
+    expected = schema.get("type")
+    if expected is not None:
+        type_tests = [_TYPES[t] for t in (expected if isinstance(expected, list) else [expected])]
+        tests.append(type_tests[0] if len(type_tests) == 1
+                     else lambda v: any(test(v) for test in type_tests))
+    if "const" in schema:
+        const = schema["const"]
+        tests.append(lambda v: v == const)
+    if "enum" in schema:
+        enum = schema["enum"]
+        tests.append(lambda v: v in enum)
+    number = _number_tests(schema)
+    string = _string_tests(schema)
+    array = _array_test(schema)
+    obj = _object_test(schema)
+
+    def valid(value: Any) -> bool:
+        for test in tests:
+            if not test(value):
+                return False
+        if value is None:
+            return True
+        kind = type(value)
+        if kind is str:
+            return all(test(value) for test in string)
+        if kind is int or kind is float:
+            return all(test(value) for test in number)
+        if kind is dict:
+            return obj is None or obj(value)
+        if kind is list:
+            return array is None or array(value)
+        if isinstance(value, str):
+            return all(test(value) for test in string)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return all(test(value) for test in number)
+        if isinstance(value, dict):
+            return obj is None or obj(value)
+        if isinstance(value, list):
+            return array is None or array(value)
+        return True
+    return valid
+
+
+def _number_tests(schema: dict) -> list[Callable[[Any], bool]]:
+    tests: list[Callable[[Any], bool]] = []
+    if "minimum" in schema:
+        low = schema["minimum"]
+        tests.append(lambda v: v >= low)
+    if "exclusiveMinimum" in schema:
+        above = schema["exclusiveMinimum"]
+        tests.append(lambda v: v > above)
+    if "maximum" in schema:
+        high = schema["maximum"]
+        tests.append(lambda v: v <= high)
+    return tests
+
+
+def _string_tests(schema: dict) -> list[Callable[[Any], bool]]:
+    tests: list[Callable[[Any], bool]] = []
+    if schema.get("minLength", 0):
+        shortest = schema["minLength"]
+        tests.append(lambda v: len(v) >= shortest)
+    if "maxLength" in schema:
+        longest = schema["maxLength"]
+        tests.append(lambda v: len(v) <= longest)
+    if "pattern" in schema:
+        pattern = schema["pattern"]
+        tests.append(lambda v: _matches(pattern, v))
+    if schema.get("format") == "date-time":
+        tests.append(lambda v: parse_time(v) is not None)
+    return tests
+
+
+def _array_test(schema: dict) -> Callable[[list], bool] | None:
+    fewest, most = schema.get("minItems", 0), schema.get("maxItems")
+    item = compile_validator(schema["items"]) if "items" in schema else None
+    if not fewest and most is None and item is None:
+        return None
+
+    def test(value: list) -> bool:
+        if len(value) < fewest or (most is not None and len(value) > most):
+            return False
+        return item is None or all(item(v) for v in value)
+    return test
+
+
+def _object_test(schema: dict) -> Callable[[dict], bool] | None:
+    fewest, most = schema.get("minProperties", 0), schema.get("maxProperties")
+    properties = {name: compile_validator(sub)
+                  for name, sub in schema.get("properties", {}).items()}
+    required = tuple(schema.get("required", ()))
+    extra = schema.get("additionalProperties", True)
+    extra_test = compile_validator(extra) if isinstance(extra, dict) else None
+    branches: dict[Any, Callable[[dict], bool]] = {}
+    discriminator = schema.get("x-discriminator") if "oneOf" in schema else None
+    if discriminator is not None:
+        for branch in reversed(schema["oneOf"]):  # the first branch with a tag wins, as in check
+            branches[branch["properties"][discriminator]["const"]] = compile_validator(branch)
+
+    def test(value: dict) -> bool:
+        if len(value) < fewest or (most is not None and len(value) > most):
+            return False
+        for name in required:
+            if name not in value:
+                return False
+        for name, item in value.items():
+            prop = properties.get(name)
+            if prop is not None:
+                if not prop(item):
+                    return False
+            elif extra is False:
+                return False
+            elif extra_test is not None and not extra_test(item):
+                return False
+        if discriminator is not None:
+            tag = value.get(discriminator)
+            try:
+                branch = branches.get(tag)
+            except TypeError:  # an unhashable tag matches no branch
+                branch = None
+            if branch is not None and not branch(value):
+                return False
+        return True
+    return test
 
 
 def _check_branch(schema: dict, value: dict, path: str, problems: list[Problem]) -> None:

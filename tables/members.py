@@ -4,21 +4,45 @@ states are stored. A faust table on RocksDB with its changelog, written through 
 WriteBatch per handled batch); nothing above this module sees how.
 
 A member's state and its lists (ledger, messages, executions) share one table, hence one
-changelog partition: the log keeps their writes in order, so after a crash the recovered
-table never holds a member state whose ledger entries are missing. The agent writes the lists
-first and the state last, and flushes once per batch; lists append idempotently, so replaying the event the state had not
-recorded yet adds nothing twice.
+changelog partition: the log keeps their writes in order, and a flush sends a member's list
+pages before its state, so a recovered table never holds a state whose list entries are
+missing. The state also records how long its lists are (:class:`Stored`): a flush cut short
+can leave list entries of events the recovered state has not applied; those events are
+applied again and their entries overwrite the leftovers, so nothing is listed twice.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+import struct
+from typing import Iterator, NamedTuple
 
 import faust
 
 from engine.state import MemberState
 from tables.batch_store import BatchStore
 from tables.paged_lists import PagedLists
+
+
+#: A member record: the list lengths its state accounts for, then the state's own bytes.
+_COUNTS = struct.Struct(">III")
+
+
+class Stored(NamedTuple):
+    """A member's state with the lengths of its ledger, messages and executions lists as of
+    that state: the lists' authority. Entries past these lengths are the remains of a flush
+    cut short (lists are sent before states, and a Kafka producer can die in between) and are
+    overwritten when the events are applied again."""
+
+    state: MemberState
+    counts: tuple[int, int, int]
+
+
+def _encode(stored: Stored) -> bytes:
+    return _COUNTS.pack(*stored.counts) + stored.state.to_bytes()
+
+
+def _decode(raw: bytes) -> Stored:
+    return Stored(MemberState.from_bytes(raw[_COUNTS.size:]), _COUNTS.unpack_from(raw))
 
 
 class MemberStore:
@@ -31,17 +55,28 @@ class MemberStore:
         self.executions = PagedLists(self.store, "executions")
 
     def get(self, member: str) -> MemberState | None:
-        return self.store.get_live(member.encode(), MemberState.from_bytes)
+        stored = self.get_stored(member)
+        return None if stored is None else stored.state
 
-    def put(self, member: str, state: MemberState) -> None:
-        """Store a member's state; inside the member's batch, after its lists."""
-        self.store.put_live(member.encode(), state, MemberState.to_bytes)
+    def get_stored(self, member: str) -> Stored | None:
+        return self.store.get_live(member.encode(), _decode)
+
+    def record(self, member: str, before: Stored | None, state: MemberState | None,
+               ledger: list[dict], messages: list[dict], executions: list[dict]) -> None:
+        """Append an event's list entries where ``before`` says the lists end, then store the
+        new state with the new lengths; inside the member's batch."""
+        counts = (0, 0, 0) if before is None else before.counts
+        new_counts = (self.ledger.append_at(member, ledger, counts[0]),
+                      self.messages.append_at(member, messages, counts[1]),
+                      self.executions.append_at(member, executions, counts[2]))
+        if state is not None:
+            self.store.put_live(member.encode(), Stored(state, new_counts), _encode)
 
     def members(self) -> Iterator[tuple[str, MemberState]]:
         """Every member of this worker's active partitions (fan-out of on-demand triggers)."""
         for key, raw in self.store.items():
             if b"\0" not in key:
-                yield key.decode(), MemberState.from_bytes(raw)
+                yield key.decode(), _decode(raw).state
 
     def set_message_status(self, member: str, message: str, status: str) -> None:
         """Record a delivery outcome reported by the outbox worker (idempotent)."""

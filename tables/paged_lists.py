@@ -6,11 +6,11 @@ objects until the batch is flushed.
 Keys: ``<owner>\\0<list>\\0n`` -> ``{"n": count, "batches": ids of the last appends}``;
 ``<owner>\\0<list>\\0<page number>`` -> JSON list of up to ``page_size`` items.
 
-Appends are idempotent per batch: replaying the event whose items were already appended (a
-crash after the page write, before the offset commit) appends nothing. A list written from one
-member's ordered stream only needs to remember its last batch; a list fed by many writers (a
-scenario's history) remembers the last ``remember`` batch ids, the window in which a replay
-can repeat one. Writes happen while
+Two ways to append, both safe against replays after a crash: ``append_at`` writes at the
+position the caller knows the list has (a member's state records its lists' lengths, see
+tables/members.py), overwriting leftovers of a write cut short; ``append_batches`` skips batch
+ids it has seen, for a list fed by many writers (a scenario's history), remembering the last
+``remember`` ids, the window in which a replay can repeat one. Writes happen while
 handling a batch of the owner's partition, so pages live on the owner's partition and
 queries routed by owner find them.
 """
@@ -43,10 +43,14 @@ class PagedLists:
     def count(self, owner: str) -> int:
         return self._head(owner)["n"]
 
-    def append(self, owner: str, items: list[dict], batch: str) -> None:
-        """Append items (oldest first) once per ``batch`` id, inside the owner's batch."""
-        if items:
-            self.append_batches(owner, [(batch, items)])
+    def append_at(self, owner: str, items: list[dict], count: int) -> int:
+        """Write items from position ``count`` on (what the caller knows the list holds;
+        anything stored past it is a leftover and is overwritten); returns the new length."""
+        if not items:
+            return count
+        count = self._write(owner, count, items)
+        self._put(owner, b"n", {"n": count, "batches": []})
+        return count
 
     def append_batches(self, owner: str, batches: list[tuple[str, list[dict]]]) -> None:
         """Append several batches (oldest first) in one page write, skipping the batches
@@ -60,23 +64,25 @@ class PagedLists:
                 new.append((batch, items))
         if not new:
             return
-        count = head["n"]
-        page_no = count // self.page_size
-        # Items past the head's count are the remains of an append cut short by a crash
-        # (page written, head not): they are written again below, not kept twice.
-        page = self._page(owner, page_no)[: count - page_no * self.page_size]
-        for _, items in new:
-            for item in items:
-                page.append(item)
-                count += 1
-                if len(page) == self.page_size:
-                    self._put(owner, b"%d" % page_no, page)
-                    page_no += 1
-                    page = []
-        if page:
-            self._put(owner, b"%d" % page_no, page)
+        count = self._write(owner, head["n"], [item for _, items in new for item in items])
         ids = (head["batches"] + [batch for batch, _ in new])[-self.remember:]
         self._put(owner, b"n", {"n": count, "batches": ids})
+
+    def _write(self, owner: str, count: int, items: list[dict]) -> int:
+        page_no = count // self.page_size
+        # Items past ``count`` are the remains of an append cut short by a crash (page
+        # written, head not): they are overwritten, not kept twice.
+        page = self._page(owner, page_no)[: count - page_no * self.page_size]
+        for item in items:
+            page.append(item)
+            count += 1
+            if len(page) == self.page_size:
+                self._put(owner, b"%d" % page_no, page)
+                page_no += 1
+                page = []
+        if page:
+            self._put(owner, b"%d" % page_no, page)
+        return count
 
     def newest_first(self, owner: str, offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:
         """A page of items, newest first, and the total count."""
