@@ -47,7 +47,9 @@ def _timestamp_ms(timestamp: Optional[float]) -> Optional[int]:
 
 
 def _header_list(headers: Any) -> list:
-    return list(headers.items()) if isinstance(headers, Mapping) else list(headers or ())
+    if not headers:  # the usual case, before a costly isinstance against typing.Mapping
+        return []
+    return list(headers.items()) if isinstance(headers, Mapping) else list(headers)
 
 
 class _TopicCreation:

@@ -21,6 +21,7 @@ expired are ``expire`` entries. Revenue is purchase amounts minus returned amoun
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Iterable
 
 NO_TIER = "none"
@@ -34,7 +35,12 @@ def _day(iso: str | None) -> str | None:
 
 
 def _hour(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H")
+    return _hour_string(int(epoch // 3600))
+
+
+@lru_cache(maxsize=4096)
+def _hour_string(hour_number: int) -> str:
+    return datetime.fromtimestamp(hour_number * 3600, timezone.utc).strftime("%Y-%m-%dT%H")
 
 
 def _counted(view: dict | None) -> bool:

@@ -37,11 +37,11 @@ class Stored(NamedTuple):
     counts: tuple[int, int, int]
 
 
-def _encode(stored: Stored) -> bytes:
+def encode_stored(stored: Stored) -> bytes:
     return _COUNTS.pack(*stored.counts) + stored.state.to_bytes()
 
 
-def _decode(raw: bytes) -> Stored:
+def decode_stored(raw: bytes) -> Stored:
     return Stored(MemberState.from_bytes(raw[_COUNTS.size:]), _COUNTS.unpack_from(raw))
 
 
@@ -59,7 +59,7 @@ class MemberStore:
         return None if stored is None else stored.state
 
     def get_stored(self, member: str) -> Stored | None:
-        return self.store.get_live(member.encode(), _decode)
+        return self.store.get_live(member.encode(), decode_stored)
 
     def record(self, member: str, before: Stored | None, state: MemberState | None,
                ledger: list[dict], messages: list[dict], executions: list[dict]) -> None:
@@ -70,13 +70,13 @@ class MemberStore:
                       self.messages.append_at(member, messages, counts[1]),
                       self.executions.append_at(member, executions, counts[2]))
         if state is not None:
-            self.store.put_live(member.encode(), Stored(state, new_counts), _encode)
+            self.store.put_live(member.encode(), Stored(state, new_counts), encode_stored)
 
     def members(self) -> Iterator[tuple[str, MemberState]]:
         """Every member of this worker's active partitions (fan-out of on-demand triggers)."""
         for key, raw in self.store.items():
             if b"\0" not in key:
-                yield key.decode(), _decode(raw).state
+                yield key.decode(), decode_stored(raw).state
 
     def set_message_status(self, member: str, message: str, status: str) -> None:
         """Record a delivery outcome reported by the outbox worker (idempotent)."""

@@ -107,13 +107,6 @@ PATIENT_GROUP = {"TILLSTREAM_FAUST_OPTIONS": json.dumps(
      "broker_rebalance_timeout": 30.0})}
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open bug: when one of two Kafka-mode workers stops, the other takes its partitions but "
-    "some already-processed events of those partitions are missing from its recovered member "
-    "state (seen on tansu: 9 of a member's 10 purchases). Suspected: faust's rebalance path "
-    "(events buffered in the stream are cleared on revoke and the gap is acked past) or "
-    "changelog writes of the leaving worker landing after the new owner's recovery read its "
-    "high-water mark. The drill stays in the suite to show when it is fixed."))
 def test_two_workers_on_tansu_one_stops_the_other_takes_over(worker_factory, tansu):
     first = worker_factory("kafka", name="w1", env=PATIENT_GROUP).start()
     second = worker_factory("kafka", name="w2", env=PATIENT_GROUP).start()

@@ -36,7 +36,7 @@ def test_entries_of_a_cut_flush_are_not_listed_twice_after_the_replay(tmp_path):
     before_e2 = store.get_stored("m1")
     store.record("m1", before_e2, state, [{"id": "e2:earn"}], [], [])
     # The changelog got e2's ledger page but not the state that counts it:
-    store.store[b"m1"] = members._encode(before_e2)
+    store.store[b"m1"] = members.encode_stored(before_e2)
     store.record("m1", store.get_stored("m1"), state, [{"id": "e2:earn"}], [], [])
     items, total = store.ledger.newest_first("m1")
     assert total == 2 and [i["id"] for i in items] == ["e2:earn", "e1:earn"]
