@@ -11,7 +11,6 @@ emitted again on replay (at least once, with the same event id).
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import faust
@@ -40,6 +39,7 @@ def register(app: faust.App) -> None:
     crossings = app.topic(f"{app.conf.id}-crossings", key_serializer="raw",
                           value_serializer="raw", retention=EVENT_RETENTION_SECONDS,
                           deleting=True)
+    events_topic_name = events.get_topic_name()
     store = BatchStore(app, "member-counts")
     counts = store.table
     app.tillstream_counts = counts
@@ -106,8 +106,9 @@ def register(app: faust.App) -> None:
         async def post(self, request: Request) -> Response:
             body = await request.json()
             records = body.get("events", [body]) if isinstance(body, dict) else body
-            deliveries = [await events.send(key=str(record["member"]).encode(),
-                                            value=orjson.dumps(record))
-                          for record in records]
-            await asyncio.gather(*deliveries)
+            out = Outgoing(app.producer)
+            for record in records:
+                await out.send(events_topic_name, str(record["member"]).encode(),
+                               orjson.dumps(record))
+            await out.wait()
             return self.json({"accepted": len(records)}, status=202)

@@ -8,7 +8,6 @@ the log, so an accepted event is never lost.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import faust
@@ -16,6 +15,7 @@ import orjson
 from aiohttp import web
 from faust.web import Request, View
 
+from agents.outgoing import Outgoing
 from api.errors import error_response, json_response
 from engine.events import EventError, parse_event, to_document
 
@@ -47,6 +47,8 @@ def validate_batch(body: Any, now: float) -> tuple[list, list[dict]]:
 
 
 def register(app: faust.App, events_topic: faust.TopicT, clock) -> None:
+    topic = events_topic.get_topic_name()
+
     @app.page("/v1/events")
     class EventsView(View):
         async def post(self, request: Request) -> web.Response:
@@ -58,8 +60,8 @@ def register(app: faust.App, events_topic: faust.TopicT, clock) -> None:
             if problems:
                 return error_response(400, "invalid_events", "invalid events; none accepted",
                                       problems)
-            deliveries = [await events_topic.send(key=event.member.encode(),
-                                                  value=orjson.dumps(to_document(event)))
-                          for event in events]
-            await asyncio.gather(*deliveries)
+            out = Outgoing(app.producer)
+            for event in events:
+                await out.send(topic, event.member.encode(), orjson.dumps(to_document(event)))
+            await out.wait()
             return json_response({"accepted": len(events)}, status=202)
