@@ -35,7 +35,10 @@ def row_key(brand: str, dimension: str, day: str | None = None) -> bytes:
 
 
 class Aggregates:
-    """The aggregate rows; written by the analytics agent, read by the analytics API."""
+    """The aggregates, one key per brand, dimension (and day) and value —
+    ``<brand>\0<dimension>[\0<day>]\0<value>`` -> the value's metrics — so that an event
+    rewrites a few small keys, however many tills or days a brand has. A dimension's values
+    are read with one prefix scan on the brand's partition."""
 
     def __init__(self, app: faust.App) -> None:
         self.store = BatchStore(app, "analytics")
@@ -43,39 +46,53 @@ class Aggregates:
         self.table = self.store.table
 
     def row(self, key: bytes) -> dict:
-        return self.store.get_live(key, orjson.loads) or {}
+        """Every value of a dimension (``row_key``) with its metrics."""
+        prefix = key + b"\0"
+        return {name[len(prefix):].decode(): metrics
+                for name, metrics in self.store.scan_live(prefix, orjson.loads).items()}
 
     def apply(self, brand: str, partition: int, events: list) -> int:
         """Add the deltas of the events (``[offset, deltas]``, in offset order) of one events
         partition not counted yet; returns how many were counted."""
+        store = self.store
         offsets_key = row_key(brand, "offsets")
-        offsets = self.row(offsets_key)
+        offsets = store.get_live(offsets_key, orjson.loads) or {}
         done = offsets.get(str(partition), -1)
         fresh = [deltas for offset, deltas in events if offset > done]
         if not fresh:
             return 0
-        rows: dict[bytes, dict] = {}
+        touched: dict[bytes, dict] = {}
+        new_activity_day = False
         for dimension, value, metric, amount in (d for deltas in fresh for d in deltas):
             if dimension == "till_hour":
                 till, _, hour = value.rpartition("|")
-                key, value = row_key(brand, dimension, hour[:10]), f"{till}|{hour[11:]}"
+                key = row_key(brand, dimension, hour[:10]) + b"\0" + f"{till}|{hour[11:]}".encode()
             else:
-                key = row_key(brand, dimension)
-            if key not in rows:
-                rows[key] = self.row(key)
-            metrics = rows[key].setdefault(value, {})
+                key = row_key(brand, dimension) + b"\0" + value.encode()
+            metrics = touched.get(key)
+            if metrics is None:
+                metrics = store.get_live(key, orjson.loads)
+                if metrics is None:
+                    metrics = {}
+                    new_activity_day |= dimension == "last_active_day"
+                touched[key] = metrics
             metrics[metric] = metrics.get(metric, 0) + amount
-        activity = rows.get(row_key(brand, "last_active_day"))
-        if activity is not None:
-            oldest = (datetime.now(timezone.utc)
-                      - timedelta(days=ACTIVITY_DAYS_KEPT)).strftime("%Y-%m-%d")
-            for value in [v for v in activity if v.rpartition("|")[2] < oldest]:
-                del activity[value]
-        for key, row in rows.items():
-            self.store.put_live(key, row, orjson.dumps)
+        for key, metrics in touched.items():
+            store.put_live(key, metrics, orjson.dumps)
+        if new_activity_day:
+            self._forget_old_activity(brand)
         offsets[str(partition)] = events[-1][0]
-        self.store.put_live(offsets_key, offsets, orjson.dumps)
+        store.put_live(offsets_key, offsets, orjson.dumps)
         return len(fresh)
+
+    def _forget_old_activity(self, brand: str) -> None:
+        """Drop activity days past the kept history (checked when a new day first appears)."""
+        oldest = (datetime.now(timezone.utc)
+                  - timedelta(days=ACTIVITY_DAYS_KEPT)).strftime("%Y-%m-%d")
+        prefix = row_key(brand, "last_active_day") + b"\0"
+        for key in self.store.scan_live(prefix, orjson.loads):
+            if key[len(prefix):].decode().rpartition("|")[2] < oldest:
+                self.store.pop(key)
 
 
 def register(app: faust.App) -> tuple[faust.TopicT, Aggregates]:

@@ -96,6 +96,22 @@ class BatchStore:
             return value.value
         return None if value is None else decode(value)
 
+    def scan_live(self, prefix: bytes, decode: Callable[[bytes], Any]) -> dict[bytes, Any]:
+        """Every key starting with ``prefix`` (all on the prefix owner's partition) with its
+        value as an object, the writes not yet flushed included."""
+        partition = self.partition_of(prefix)
+        found: dict[bytes, Any] = {}
+        for key, value in self._db(partition).items(from_key=prefix):
+            if not key.startswith(prefix):
+                break
+            found[key] = value
+        for cache in (self._flushing, self._dirty):
+            for key, value in (cache.get(partition) or {}).items():
+                if key.startswith(prefix):
+                    found[key] = value
+        return {key: value.value if type(value) is Live else decode(value)
+                for key, value in found.items() if value is not None}
+
     def _cached(self, key: bytes) -> Any:
         partition = self.partition_of(key)
         keys = self._dirty.get(partition)

@@ -163,3 +163,18 @@ def test_a_live_object_is_encoded_once_at_the_flush(tmp_path):
 
     assert encoded == [state] and table.db(3)[b"m1"] == b"[('balance', 25)]"
     assert log.records == [("app-members-changelog", b"m1", b"[('balance', 25)]", 3)]
+
+
+def test_a_prefix_scan_sees_stored_and_unflushed_keys_of_the_owner(tmp_path):
+    from agents.embedded_transport import partition_for
+
+    store, table = make_store(tmp_path, FakeLog())
+    db = table.db(partition_for(b"brand", 4))
+    db.put(b"brand\0till\0T1", b"1")
+    db.put(b"brand\0till\0T2", b"2")
+    db.put(b"brand\0till_hour\0x", b"9")         # another dimension: not in the scan
+    store[b"brand\0till\0T3"] = b"3"
+    store.pop(b"brand\0till\0T2")
+    store.put_live(b"brand\0till\0T1", 10, lambda v: str(v).encode())
+    assert store.scan_live(b"brand\0till\0", int) == {b"brand\0till\0T1": 10,
+                                                     b"brand\0till\0T3": 3}
