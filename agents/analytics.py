@@ -3,7 +3,8 @@ aggregate rows keyed by brand and dimension (engine/analytics.py says what is co
 
 ``<app>-analytics`` is keyed by brand, so one brand's aggregates live on one partition and a
 query for them is routed to one worker. The member agent sends one record per brand per batch
-of events: the events partition and, per event, its offset and deltas. The agent remembers the
+of events (agents/member_agent.py ``BatchAnalytics``): the events partition and, per event,
+its offset and deltas. The agent remembers the
 highest source offset applied per events partition and skips events at or below it, so a
 member event replayed after a crash (in a batch cut differently) is never counted twice. It
 takes the batch path too (agents/batching.py): its rows are flushed once per fetched batch.
@@ -51,19 +52,29 @@ class Aggregates:
         return {name[len(prefix):].decode(): metrics
                 for name, metrics in self.store.scan_live(prefix, orjson.loads).items()}
 
-    def apply(self, brand: str, partition: int, events: list) -> int:
-        """Add the deltas of the events (``[offset, deltas]``, in offset order) of one events
-        partition not counted yet; returns how many were counted."""
+    def apply(self, brand: str, partition: int, keys: list, events: list) -> int:
+        """Add the deltas of the events of one events partition not counted yet (``keys``:
+        ``[dimension, value, metric]`` by index; ``events``: ``[offset, [index, amount, ...]]``
+        in offset order); returns how many events were counted."""
         store = self.store
         offsets_key = row_key(brand, "offsets")
         offsets = store.get_live(offsets_key, orjson.loads) or {}
         done = offsets.get(str(partition), -1)
-        fresh = [deltas for offset, deltas in events if offset > done]
+        sums: dict[int, float] = {}
+        fresh = 0
+        for offset, flat in events:
+            if offset <= done:
+                continue
+            fresh += 1
+            for position in range(0, len(flat), 2):
+                index = flat[position]
+                sums[index] = sums.get(index, 0) + flat[position + 1]
         if not fresh:
             return 0
         touched: dict[bytes, dict] = {}
         new_activity_day = False
-        for dimension, value, metric, amount in (d for deltas in fresh for d in deltas):
+        for index, amount in sums.items():
+            dimension, value, metric = keys[index]
             if dimension == "till_hour":
                 till, _, hour = value.rpartition("|")
                 key = row_key(brand, dimension, hour[:10]) + b"\0" + f"{till}|{hour[11:]}".encode()
@@ -83,7 +94,7 @@ class Aggregates:
             self._forget_old_activity(brand)
         offsets[str(partition)] = events[-1][0]
         store.put_live(offsets_key, offsets, orjson.dumps)
-        return len(fresh)
+        return fresh
 
     def _forget_old_activity(self, brand: str) -> None:
         """Drop activity days past the kept history (checked when a new day first appears)."""
@@ -105,7 +116,8 @@ def register(app: faust.App) -> tuple[faust.TopicT, Aggregates]:
         try:
             for message in messages:
                 record = orjson.loads(message.value)
-                aggregates.apply(message.key.decode(), record["partition"], record["events"])
+                aggregates.apply(message.key.decode(), record["partition"], record["keys"],
+                                 record["events"])
             await store.flush()
         finally:
             store.use_partition(None)

@@ -145,11 +145,8 @@ class MemberProcessor:
             for message in messages:
                 outcome = await self.process(message, program, out, batch)
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
-            for brand, events in batch.by_brand.items():
-                for start in range(0, len(events), ANALYTICS_EVENTS_PER_RECORD):
-                    await out.send(self.names.analytics, brand.encode(), orjson.dumps(
-                        {"partition": tp.partition,
-                         "events": events[start:start + ANALYTICS_EVENTS_PER_RECORD]}))
+            for brand, record in batch.records():
+                await out.send(self.names.analytics, brand.encode(), orjson.dumps(record))
             await out.wait()
             await tables.members.flush()
             await tables.timers.flush()
@@ -272,16 +269,43 @@ def day_string(day_number: int) -> str:
 
 
 class BatchAnalytics:
-    """The analytics deltas of a batch, one record per brand, each event's deltas kept with
-    its offset: the analytics agent skips the events it already counted, so a batch replayed
-    after a crash (with other boundaries) counts nothing twice."""
+    """The analytics deltas of a batch, in records of up to ``ANALYTICS_EVENTS_PER_RECORD``
+    events of one brand. Each event's deltas are kept with its offset, so the analytics agent
+    skips the events it already counted and a batch replayed after a crash (cut into other
+    batches) counts nothing twice. A record names each ``(dimension, value, metric)`` once
+    (``keys``) and an event lists ``[key index, amount, ...]``: far less JSON to write and
+    parse than the deltas spelt out."""
 
     def __init__(self, partition: int) -> None:
         self.partition = partition
-        self.by_brand: dict[str, list] = {}
+        self._open: dict[str, tuple[dict, list]] = {}
+        self._full: list[tuple[str, dict]] = []
 
     def add(self, brand: str, offset: int, deltas: list) -> None:
-        self.by_brand.setdefault(brand, []).append([offset, deltas])
+        chunk = self._open.get(brand)
+        if chunk is None:
+            chunk = self._open[brand] = ({}, [])
+        keys, events = chunk
+        flat: list = []
+        for dimension, value, metric, amount in deltas:
+            key = (dimension, value, metric)
+            index = keys.get(key)
+            if index is None:
+                index = keys[key] = len(keys)
+            flat.append(index)
+            flat.append(amount)
+        events.append([offset, flat])
+        if len(events) >= ANALYTICS_EVENTS_PER_RECORD:
+            self._full.append((brand, self._record(keys, events)))
+            del self._open[brand]
+
+    def records(self) -> list[tuple[str, dict]]:
+        """(brand, record) for every record of the batch."""
+        return self._full + [(brand, self._record(keys, events))
+                             for brand, (keys, events) in self._open.items()]
+
+    def _record(self, keys: dict, events: list) -> dict:
+        return {"partition": self.partition, "keys": list(keys), "events": events}
 
 
 def register(app: faust.App, config: ConfigReplica, clock: Clock) -> MemberProcessor:
