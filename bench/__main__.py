@@ -1,28 +1,273 @@
-"""``make bench`` / ``python -m bench``: the benchmarks in one run — the engine's ``apply`` on
-one core, then the minimal agent through a worker in embedded and Kafka (tansu) mode.
+"""``make bench`` / ``python -m bench``: every benchmark in one invocation, on the same seeded
+events (issue 6).
 
-Each benchmark also runs on its own with its options: ``python -m bench.engine_apply --help``,
-``python -m bench.minimal --help``. Figures go to ``bench/RESULTS.md`` by hand, with the
-machine and the date; raw results land in ``bench/results/``.
+Engines (``--only`` picks a comma-separated subset, default all):
+
+- ``engine-apply``          the pure engine on one core (``bench.engine_apply``, a subprocess)
+- ``tillstream-embedded``   loyalty workload, embedded mode, 1 worker (throughput + latency)
+- ``tillstream-kafka``      loyalty workload, Kafka mode on tansu, 1 worker (throughput + latency)
+- ``tillstream-kafka-2w``   loyalty workload, Kafka mode on tansu, 2 workers (throughput)
+- ``tillstream-minimal``    minimal workload through ``TILLSTREAM_PIPELINE=minimal`` (embedded
+                            and Kafka, throughput + latency)
+- ``faust-naive``, ``quix``, ``raw``   the peers on the minimal workload (``bench/peers/``)
+- ``recovery``              1M members' recovery (embedded) and GET /v1/members p99 under load
+
+Results: ``bench/results/stream-<date>.json`` (``stream-quick-<date>.json`` with ``--quick``),
+the plot ``bench/results/bench-<date>.png`` and a markdown table on stdout (also saved as
+``bench/results/stream-<date>.md``). ``--quick`` is a smoke run of a few minutes (about 6 on this machine).
 """
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
+import json
+import shutil
 import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 
-BENCHMARKS = (
-    ["bench.engine_apply"],
-    ["bench.minimal", "--mode", "both"],
-)
+from bench import stream as st
+from bench.measure import loadavg, machine
+from bench.plot import plot
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+ALL = ("engine-apply", "tillstream-embedded", "tillstream-kafka", "tillstream-kafka-2w",
+       "tillstream-minimal", "faust-naive", "quix", "raw", "recovery")
+PEER_NAMES = {"faust-naive": "faust-naive", "quix": "quix", "raw": "raw-aiokafka-rocksdict"}
 
 
-def main() -> int:
-    status = 0
-    for module in BENCHMARKS:
-        print(f"== python -m {' '.join(module)}", flush=True)
-        status |= subprocess.call([sys.executable, "-m", *module])
-    return status
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", default=",".join(ALL), help="comma-separated engines (see above)")
+    p.add_argument("--quick", action="store_true", help="a short smoke run (small counts)")
+    p.add_argument("--events", type=int, help="measured events (default 60000; quick 4000)")
+    p.add_argument("--target-seconds", type=float,
+                   help="size each Tillstream loyalty throughput run to about this many seconds "
+                        "at the pace of its warm-up (default 40; quick 10)")
+    p.add_argument("--calibration-joins", type=int, default=1500,
+                   help="warm-up joins fed first to measure the pace (sizes the measured part)")
+    p.add_argument("--faust-events", type=int,
+                   help="events for the naive faust peer (default 15000; quick 2000)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--partitions", type=int, default=4)
+    p.add_argument("--latency-duration", type=float,
+                   help="seconds of each open-loop latency run (default 20; quick 4; 0 = none)")
+    p.add_argument("--fractions", default="0.5,0.8", help="fractions of the peak rate")
+    p.add_argument("--max-rate", type=float, default=25000,
+                   help="cap of the open-loop producer's rate (events/s)")
+    p.add_argument("--timeout", type=float, default=420.0,
+                   help="seconds to wait for a throughput run or a warm-up")
+    p.add_argument("--recovery-members", type=int,
+                   help="members in the recovery run (default 1000000; quick 20000)")
+    p.add_argument("--http-rate", type=float, default=1000.0)
+    p.add_argument("--http-duration", type=float, help="seconds (default 10; quick 3)")
+    p.add_argument("--engine-apply-events", type=int,
+                   help="events of bench.engine_apply (default 100000; quick 10000)")
+    p.add_argument("--date", default=dt.date.today().isoformat())
+    p.add_argument("--keep", action="store_true", help="keep the data directories and logs")
+    return p
+
+
+def _defaults(args) -> None:
+    quick = args.quick
+    for name, full, small in (("events", 60_000, 4_000), ("faust_events", 15_000, 2_000),
+                              ("target_seconds", 40.0, 10.0),
+                              ("latency_duration", 20.0, 4.0),
+                              ("recovery_members", 1_000_000, 20_000),
+                              ("http_duration", 10.0, 3.0),
+                              ("engine_apply_events", 100_000, 10_000)):
+        if getattr(args, name) is None:
+            setattr(args, name, small if quick else full)
+    args.fractions = tuple(float(f) for f in args.fractions.split(","))
+
+
+def run_engine_apply(args) -> dict:
+    members = 5_000 if args.quick else 50_000
+    command = [sys.executable, "-m", "bench.engine_apply", "--events",
+               str(args.engine_apply_events), "--members", str(members), "--seed",
+               str(args.seed)]
+    began = time.perf_counter()
+    out = subprocess.run(command, capture_output=True, text=True)
+    figures = {}
+    for line in out.stdout.splitlines():
+        if "events per CPU second" in line:
+            label, rest = line.split(":", 1)
+            figures[label.strip()] = float(rest.split("events")[0].replace(",", "").strip())
+    st.log(f"engine-apply: {figures}")
+    return {"engine": "engine-apply", "command": " ".join(command[1:]),
+            "events_per_cpu_s": figures, "output": out.stdout[-2000:],
+            "seconds": round(time.perf_counter() - began, 1), "loadavg_1m": loadavg(),
+            **({"error": out.stderr[-2000:]} if out.returncode else {})}
+
+
+def _fmt(value, digits: int = 0) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float) and digits:
+        return f"{value:,.{digits}f}"
+    return f"{value:,.0f}" if isinstance(value, (int, float)) else str(value)
+
+
+def _lat(entry: dict | None) -> str:
+    if not entry or entry.get("p50_ms") is None:
+        return "–"
+    text = "/".join(_fmt(entry.get(k), 1) for k in ("p50_ms", "p99_ms", "p999_ms"))
+    return text + f" @{_fmt(entry.get('achieved_rate'))}/s" + \
+        ("" if entry.get("caught_up", True) else " (fell behind)")
+
+
+def table(results: dict) -> str:
+    fractions = tuple(results.get("options", {}).get("fractions") or (0.5, 0.8))
+    heads = " | ".join(f"p50/p99/p999 ms @{f:.0%}" for f in fractions)
+    lines = ["| engine | workload | events/s | per worker | CPU s (thr.) | peak RSS MiB "
+             f"| {heads} | verified |",
+             "|---|---|---|---|---|---|" + "---|" * len(fractions) + "---|"]
+    for r in results["engines"]:
+        if r["engine"] in ("engine-apply", "recovery"):
+            continue
+        thr = r.get("throughput") or {}
+        lat = {e["fraction"]: e for e in r.get("latency") or []}
+        ver = r.get("verification") or {}
+        verified = "error: " + r["error"][:80] if r.get("error") else (
+            ("exact" if ver.get("exact") else "MISMATCH") if ver else "–")
+        workers = r.get("workers") or 1
+        rate = thr.get("events_per_s")
+        lines.append(
+            f"| {r['engine']} | {r.get('pipeline')} ({_fmt(thr.get('events'))} ev) "
+            f"| {_fmt(rate)}{'' if thr.get('completed', True) else ' (timed out)'} "
+            f"| {_fmt(rate / workers if rate else None)} | {_fmt(thr.get('cpu_s'), 1)} "
+            f"| {_fmt(thr.get('peak_rss_mib'))} | "
+            + " | ".join(_lat(lat.get(f)) for f in fractions) + f" | {verified} |")
+    for r in results["engines"]:
+        if r["engine"] == "engine-apply":
+            lines.append("")
+            lines.append("engine `apply` on one core: " + ", ".join(
+                f"{k}: {v:,.0f} events/CPU s" for k, v in r.get("events_per_cpu_s", {}).items()))
+        if r["engine"] == "recovery":
+            rec = r.get("recovery") or {}
+            h = r.get("http") or {}
+            ver = r.get("verification") or {}
+            lines.append("")
+            lines.append(
+                f"recovery (embedded) of {_fmt(r.get('members'))} members: "
+                f"{_fmt(rec.get('seconds_to_ready'), 1)} s to ready, CPU "
+                f"{_fmt(rec.get('cpu_s'), 1)} s, peak RSS {_fmt(rec.get('peak_rss_mib'))} MiB"
+                f"; sample {'exact' if ver.get('exact') else 'MISMATCH' if ver else '–'}"
+                + (f"; error: {r['error'][:200]}" if r.get("error") else ""))
+            if h:
+                lines.append(
+                    f"GET /v1/members/{{id}} at {_fmt(h.get('rate'))} req/s open loop for "
+                    f"{_fmt(h.get('duration_s'))} s (achieved {_fmt(h.get('achieved_rate'))}/s): "
+                    f"p50 {h.get('p50_ms')} ms, p99 {h.get('p99_ms')} ms, p999 "
+                    f"{h.get('p999_ms')} ms, {h.get('errors')} errors")
+    by = {r["engine"]: r for r in results["engines"]}
+
+    def rate(name: str):
+        return ((by.get(name) or {}).get("throughput") or {}).get("events_per_s")
+    checks = []
+    for label, value, target in (
+            ("embedded, loyalty, per worker", rate("tillstream-embedded"), ">= 20,000"),
+            ("tansu, loyalty, per worker", rate("tillstream-kafka-1w"), ">= 15,000")):
+        checks.append(f"{label}: {_fmt(value)} ev/s (target {target})")
+    two, one = rate("tillstream-kafka-2w"), rate("tillstream-kafka-1w")
+    if two and one:
+        checks.append(f"2 workers / 1 worker on tansu: {two / one:.2f}x (target >= 1.6x)")
+    minimal = max(filter(None, (rate("tillstream-embedded-minimal"),
+                                rate("tillstream-kafka-1w-minimal"))), default=None)
+    for peer, target in (("quix", "2x"), ("faust-naive", "30x")):
+        if minimal and rate(peer):
+            checks.append(f"Tillstream minimal / {peer}: {minimal / rate(peer):.2f}x "
+                          f"(target >= {target})")
+    if checks:
+        lines.append("")
+        lines.extend(f"- {c}" for c in checks)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _defaults(args)
+    only = [o.strip() for o in args.only.split(",") if o.strip()]
+    unknown = set(only) - set(ALL)
+    if unknown:
+        sys.exit(f"unknown engines: {sorted(unknown)} (choose from {', '.join(ALL)})")
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stem = f"stream{'-quick' if args.quick else ''}-{args.date}"
+    results: dict = {"date": args.date, "command": "python -m bench " + " ".join(
+        sys.argv[1:] if argv is None else argv), "machine": machine(),
+        "loadavg_1m_start": loadavg(), "options": {k: v for k, v in vars(args).items()},
+        "engines": []}
+    root = Path(tempfile.mkdtemp(prefix="tillstream-bench-"))
+    began = time.perf_counter()
+    out = RESULTS_DIR / f"{stem}.json"
+
+    def save() -> None:
+        results["seconds"] = round(time.perf_counter() - began, 1)
+        results["loadavg_1m_end"] = loadavg()
+        out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+
+    try:
+        if "engine-apply" in only:
+            results["engines"].append(run_engine_apply(args))
+        needs_stream = set(only) - {"engine-apply", "recovery"}
+        stream = None
+        if needs_stream:
+            st.log(f"generating {args.events:,} events (seed {args.seed}) ...")
+            stream = st.Stream(args.events, args.seed, args.partitions)
+            results["workload"] = stream.describe()
+            st.log(f"workload: {results['workload']}")
+        plan = [("tillstream-embedded", lambda: st.run_tillstream(
+                    stream, root, "embedded", 1, "loyalty", args)),
+                ("tillstream-kafka", lambda: st.run_tillstream(
+                    stream, root, "kafka", 1, "loyalty", args)),
+                ("tillstream-kafka-2w", lambda: st.run_tillstream(
+                    stream, root, "kafka", 2, "loyalty", _no_latency(args))),
+                ("tillstream-minimal", lambda: st.run_tillstream(
+                    stream, root, "embedded", 1, "minimal", args)),
+                ("tillstream-minimal", lambda: st.run_tillstream(
+                    stream, root, "kafka", 1, "minimal", args))]
+        for peer in ("faust-naive", "quix", "raw"):
+            events = min(args.faust_events, args.events) if peer == "faust-naive" \
+                else args.events
+            plan.append((peer, lambda p=peer, n=events: st.run_peer(
+                stream, root, PEER_NAMES[p], n, args)))
+        for name, run in plan:
+            if name in only:
+                st.log(f"== {name}")
+                results["engines"].append(run())
+                save()
+        if "recovery" in only:
+            st.log(f"== recovery of {args.recovery_members:,} members")
+            rec = st.run_recovery(root, args.recovery_members, args.partitions, args)
+            rec["engine"] = "recovery"
+            results["engines"].append(rec)
+        save()
+        path = plot(results, RESULTS_DIR / f"bench{'-quick' if args.quick else ''}-"
+                                           f"{args.date}.png")
+        markdown = table(results)
+        (RESULTS_DIR / f"{stem}.md").write_text(markdown + "\n")
+        print("\n" + markdown + "\n", flush=True)
+        print(f"results: {out}" + (f"; plot: {path}" if path else ""), flush=True)
+    finally:
+        if args.keep:
+            print(f"data kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    failed = [r["engine"] for r in results["engines"]
+              if r.get("error") or (r.get("verification") and not r["verification"]["exact"])]
+    if failed:
+        print(f"failed or not verified: {', '.join(failed)}", flush=True)
+    return 1 if failed else 0
+
+
+def _no_latency(args):
+    copy = argparse.Namespace(**vars(args))
+    copy.latency_duration = 0
+    return copy
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -44,6 +43,7 @@ import orjson
 
 from agents.embedded_transport import partition_for
 from agents.topics import EVENT_RETENTION_SECONDS
+from bench import measure
 from tables.embedded_log import EmbeddedLog
 from tests.support import TANSU_FAUST_OPTIONS, TansuBroker, WorkerProcess, http
 
@@ -272,20 +272,6 @@ def run_mode(mode: str, work: Workload, root: Path, timeout: float, poll: float)
             broker.stop()
 
 
-def _machine() -> dict:
-    mem_kib = 0
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_kib = int(line.split()[1])
-    except OSError:
-        pass
-    import faust
-    return {"cpus": os.cpu_count(), "mem_gib": round(mem_kib / 2**20, 1),
-            "python": platform.python_version(), "faust_streaming": faust.__version__,
-            "platform": platform.platform()}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.minimal", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -305,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Workload.build(args.events, args.members, args.partitions)
     modes = ["embedded", "kafka"] if args.mode == "both" else [args.mode]
-    machine = _machine()
+    machine = measure.machine()
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="tillstream-bench-minimal-"))
     ok = True

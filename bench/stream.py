@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import shutil
 import signal
@@ -20,7 +19,7 @@ import orjson
 
 from bench import kafka as kq
 from bench.engine_apply import Generator
-from bench.measure import (ProcessWatch, histogram_percentiles, loadavg,
+from bench.measure import (OpenLoopSchedule, ProcessWatch, histogram_percentiles, loadavg,
                            log_histogram_percentiles, merge_scrapes, parse_prometheus)
 from bench.workload import (LoyaltyWorkload, minimal_documents, minimal_expected, mix_of,
                             program_collections, to_records)
@@ -283,27 +282,17 @@ async def open_loop_http(url: str, documents: list[dict], rate: float,
                         errors += 1
             except Exception:  # noqa: BLE001 - counted, reported
                 errors += 1
-        n = len(documents)
         sent = 0
-        k = 0
-        max_behind = 0.0
-        began = time.perf_counter()
-        while sent < n:
-            k += 1
-            delay = began + k * tick - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            else:
-                max_behind = max(max_behind, -delay)
-            due = min(n, int((time.perf_counter() - began) * rate) + 1)
+        schedule = OpenLoopSchedule(rate, len(documents), tick)
+        async for due in schedule:
             while sent < due:
                 chunk = documents[sent:min(due, sent + 1000)]
                 tasks.append(asyncio.ensure_future(post(orjson.dumps({"events": chunk}))))
                 sent += len(chunk)
-        send_s = time.perf_counter() - began
         await asyncio.gather(*tasks)
-    return {"sent": sent, "send_s": round(send_s, 3), "achieved_rate": round(sent / send_s, 1),
-            "max_behind_schedule_s": round(max_behind, 3), "http_errors": errors,
+    return {"sent": sent, "send_s": round(schedule.seconds, 3),
+            "achieved_rate": round(sent / schedule.seconds, 1),
+            "max_behind_schedule_s": round(schedule.max_behind, 3), "http_errors": errors,
             "requests": len(tasks)}
 
 
@@ -318,6 +307,18 @@ def _rates(series: list[tuple[float, float]], total: float, t_ready: float) -> d
             t90, c90 = t, c
     steady = (c90 - c10) / (t90 - t10) if t10 is not None and t90 and t90 > t10 else None
     return {"steady_events_per_s": None if steady is None else round(steady, 1)}
+
+
+def joins_needed(stream: Stream, documents: list[dict]) -> int:
+    """How many of ``stream.joins`` (in first-appearance order) the first events need."""
+    seen: set = set()
+    for doc in documents:
+        for member in (doc["member"], doc["data"].get("referrer")):
+            if member is None or member in seen:
+                continue
+            if not (doc["type"] == "member.joined" and member == doc["member"]):
+                seen.add(member)
+    return len(seen)
 
 
 def _member_counts(documents: list[dict]) -> dict[str, int]:
@@ -411,23 +412,29 @@ def run_tillstream(stream: Stream, root: Path, mode: str, workers: int, pipeline
             program, collections = program_collections()
             LoyaltyClient(cluster.workers[0]).configure(program, **collections)
             time.sleep(1.0)  # let every worker's config reader see it
-            feed_s = cluster.feed_running(stream.joins)
-            wait = cluster.wait_events(len(stream.joins), opts.timeout)
+            # Warm-up in two steps: a first slice of the joins gives the pace, which sizes the
+            # measured part to about --target-seconds; then only the joins that part needs.
+            first = stream.joins[:opts.calibration_joins]
+            feed_s = cluster.feed_running(first)
+            wait = cluster.wait_events(len(first), opts.timeout)
             if not wait["done"]:
                 raise RuntimeError(f"warm-up joins not processed in {opts.timeout}s")
-            result["warmup"] = {"joins": len(stream.joins),
-                                "feed_s": round(feed_s, 2),
-                                "joins_per_s": round(len(stream.joins) /
-                                                     (wait["t_done"] - wait["series"][0][0]
-                                                      + feed_s), 1)}
-            # size the measured part to about --target-seconds at the warm-up's pace
-            # (a conservative estimate: the joins also paid for their ingestion)
-            pace = result["warmup"]["joins_per_s"]
+            pace = len(first) / (wait["t_done"] - wait["series"][0][0] + feed_s)
             keep = min(len(measured), max(2000, int(pace * opts.target_seconds)))
             if keep < len(measured):
                 measured = measured[:keep]
                 sent_docs = list(measured)
                 result["trimmed_to"] = keep
+            needed = joins_needed(stream, measured)
+            rest = stream.joins[len(first):needed]
+            if rest:
+                done = cluster.scrape()["events"]
+                feed_s += cluster.feed_running(rest)
+                if not cluster.wait_events(done + len(rest), opts.timeout)["done"]:
+                    raise RuntimeError(f"warm-up joins not processed in {opts.timeout}s")
+            fed = stream.joins[:max(len(first), needed)]
+            result["warmup"] = {"joins": len(fed), "feed_s": round(feed_s, 2),
+                                "joins_per_s": round(pace, 1)}
         # 2. stop, preload the measured events, start again: throughput on a preloaded log
         cluster.stop()
         result["preload_s"] = round(cluster.preload_stopped(measured), 2)
@@ -489,6 +496,9 @@ def run_tillstream(stream: Stream, root: Path, mode: str, workers: int, pipeline
         if workers == 1 and opts.latency_duration > 0 and metric_based:
             peak = result["throughput"]["events_per_s"]
             continuation = fork(stream.base)
+            if loyalty:  # the members joined so far (the measured part may have been trimmed)
+                continuation.joined = {j["member"] for j in fed} | {
+                    d["member"] for d in measured if d["type"] == "member.joined"}
             result["latency"] = []
             for fraction in opts.fractions:
                 rate = min(peak * fraction, opts.max_rate)
@@ -514,6 +524,11 @@ def run_tillstream(stream: Stream, root: Path, mode: str, workers: int, pipeline
                          "caught_up": wait["done"],
                          "drain_s": round(wait["t_done"] - wait["series"][0][0], 2),
                          **histogram_percentiles(before, after), **resources,
+                         # what the member agent handled meanwhile, by event type (input
+                         # and internal events: the histogram covers them all)
+                         "handled_by_type": {k: int(v - before.get("types", {}).get(k, 0))
+                                             for k, v in after.get("types", {}).items()
+                                             if v - before.get("types", {}).get(k, 0)},
                          "loadavg_1m": loadavg()}
                 result["latency"].append(entry)
                 log(f"{name}: {fraction:.0%} of peak = {rate:,.0f}/s (sent at "
@@ -731,14 +746,15 @@ def _wipe_state(data_dir: Path) -> None:
             shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
-def build_member_states(members: int, program_doc: dict) -> list[tuple[str, bytes]]:
+def build_member_states(members: int, program_doc: dict,
+                        encode) -> list[tuple[str, bytes, int]]:
     """Real member states: ``engine.apply`` of a ``member.joined`` per member (as the member
     agent would store them), encoded as the member table stores them
-    (``tables.members.encode_stored``: the state with its lists' lengths)."""
+    (``encode``, from :func:`_member_codec`: ``tables.members.encode_stored``, the state with
+    its lists' lengths, where the table has it)."""
     from engine.apply import apply
     from engine.events import parse_event
     from engine.program import compile_program
-    from tables.members import Stored, encode_stored
     from bench.engine_apply import START
     from engine.events import iso
     program = compile_program(program_doc)
@@ -751,8 +767,18 @@ def build_member_states(members: int, program_doc: dict) -> list[tuple[str, byte
                                                                 "city": "Kraków"},
                                                     "channel": "pos"}}, START)
         state = apply(None, event, program, START).state
-        out.append((member, encode_stored(Stored(state, (0, 0, 0)))))
+        out.append((member, encode(state), state.balance))
     return out
+
+
+def _member_codec():
+    """(encode a state -> table value, decode a table value -> MemberState), as
+    tables/members.py stores a member: the state prefixed by its list lengths (``Stored``)."""
+    from tables.members import Stored, decode_stored, encode_stored
+
+    def encode(state) -> bytes:
+        return encode_stored(Stored(state, (0, 0, 0)))
+    return encode, lambda value: decode_stored(value).state
 
 
 def run_recovery(root: Path, members: int, partitions: int, opts) -> dict:
@@ -761,7 +787,6 @@ def run_recovery(root: Path, members: int, partitions: int, opts) -> dict:
     ``GET /v1/members/{id}`` under an open-loop load."""
     from agents.embedded_transport import partition_for
     from bench.engine_apply import PROGRAM
-    from engine.state import MemberState
     from tables.embedded_log import EmbeddedLog
     result: dict = {"engine": "tillstream-embedded", "members": members}
     cluster = Cluster(root / "recovery", "embedded", 1, partitions)
@@ -777,7 +802,8 @@ def run_recovery(root: Path, members: int, partitions: int, opts) -> dict:
         client.wait_member("PROBE1", lambda body: True)
         cluster.stop()
         began = time.perf_counter()
-        states = build_member_states(members, PROGRAM)
+        encode, decode = _member_codec()
+        states = build_member_states(members, PROGRAM, encode)
         result["build_states_s"] = round(time.perf_counter() - began, 1)
         log_ = EmbeddedLog.open(worker.data_dir / "log")
         try:
@@ -787,15 +813,19 @@ def run_recovery(root: Path, members: int, partitions: int, opts) -> dict:
             topic = changelogs[0]
             probe = [r for p in range(partitions)
                      for r in log_.read(topic, p, 0, 10_000) if r.key == b"PROBE1"]
-            if not probe or MemberState.from_bytes(probe[-1].value).id != "PROBE1":
-                raise RuntimeError("the member changelog does not hold key=member id, "
-                                   "value=MemberState.to_bytes(); layout changed?")
+            try:
+                ok = bool(probe) and decode(probe[-1].value).id == "PROBE1"
+            except ValueError:
+                ok = False
+            if not ok:
+                raise RuntimeError("the member changelog does not hold key = member id, value "
+                                   "= the table's member encoding; layout changed?")
             began = time.perf_counter()
             by_partition: dict[int, list] = {}
-            for member, raw in states:
+            for member, value, _ in states:
                 key = member.encode()
                 by_partition.setdefault(partition_for(key, partitions), []).append(
-                    (key, raw, None, ()))
+                    (key, value, None, ()))
             for partition, rows in by_partition.items():
                 for start in range(0, len(rows), 5000):
                     log_.append_many(topic, partition, rows[start:start + 5000])
@@ -816,17 +846,16 @@ def run_recovery(root: Path, members: int, partitions: int, opts) -> dict:
         log(f"recovery of {members:,} members: {recovery_s:.1f} s to ready "
             f"(CPU {resources['cpu_s']} s, peak RSS {resources['peak_rss_mib']} MiB)")
         rng = random.Random(3)
-        expected = dict(rng.sample(states, min(100, len(states))))
+        expected = {m: b for m, _, b in rng.sample(states, min(100, len(states)))}
         bad = []
-        for member, raw in expected.items():
+        for member, balance in expected.items():
             status, body = http("GET", f"{worker.url}/v1/members/{member}", timeout=10)
-            state = MemberState.from_bytes(raw)
-            if status != 200 or body.get("balance") != state.balance:
+            if status != 200 or body.get("balance") != balance:
                 bad.append({"member": member, "status": status,
-                            "balance": body.get("balance"), "expected": state.balance})
+                            "balance": body.get("balance"), "expected": balance})
         result["verification"] = {"members_checked": len(expected), "mismatches": len(bad),
                                   "first_mismatches": bad[:5], "exact": not bad}
-        ids = [m for m, _ in states]
+        ids = [m for m, _, _ in states]
         del states
         result["http"] = asyncio.run(http_load(worker.url, ids, opts.http_rate,
                                                opts.http_duration, worker.process.pid))
@@ -835,7 +864,9 @@ def run_recovery(root: Path, members: int, partitions: int, opts) -> dict:
             f"({result['http']['errors']} errors, achieved {result['http']['achieved_rate']}/s)")
         return result
     except Exception as exc:  # noqa: BLE001
+        import traceback
         result["error"] = f"{type(exc).__name__}: {exc}"
+        result["traceback"] = traceback.format_exc()[-3000:]
         result["log_tail"] = worker.log_tail(30)
         log(f"recovery: FAILED {result['error'][:500]}")
         return result
