@@ -133,7 +133,12 @@ class BatchDrainMixin:
         self._n_acked += len(new)
 
     async def _deliver_one_by_one(self, tp: TP, batch: list) -> None:
-        """faust's own path for topics without a batch handler (config, outbox, side agents)."""
+        """faust's own path for topics without a batch handler (config, outbox, changelogs
+        under recovery), with a fast path: faust awaits every message's callback in
+        ``wait_first`` beside the flow-suspension event — four tasks per message. Most
+        callbacks finish without suspending (the stream's buffer has room), so the callback
+        runs inline up to its first suspension, and only one that does suspend is finished
+        under ``wait_first``, where a rebalance can still interrupt it."""
         callback = self.callback
         to_message = self._to_message
         acks_enabled = self.app.topics.acks_enabled_for(tp.topic)
@@ -146,5 +151,29 @@ class BatchDrainMixin:
                 continue
             if read and offset - read > 1 and acks_enabled:
                 await self._add_gap(tp, read + 1, offset)
-            await self.wait_first(callback(to_message(tp, record)), self.suspend_flow.wait())
+            running = callback(to_message(tp, record))
+            try:
+                waiting_on = running.send(None)
+            except StopIteration:
+                pass
+            else:
+                await self.wait_first(_resume(running, waiting_on), self.suspend_flow.wait())
             self._read_offset[tp] = offset
+
+
+async def _resume(running, waiting_on) -> None:
+    """Drive a coroutine from its first suspension on (it was waiting on ``waiting_on``: a
+    future, or None for a bare yield)."""
+    while True:
+        try:
+            if waiting_on is None:
+                await asyncio.sleep(0)
+            else:
+                await asyncio.wait((waiting_on,))
+        except BaseException:
+            running.close()
+            raise
+        try:
+            waiting_on = running.send(None)
+        except StopIteration:
+            return
