@@ -143,7 +143,14 @@ class MemberProcessor:
         program = self.config.program()
         try:
             for message in messages:
-                outcome = await self.process(message, program, out, batch)
+                try:
+                    outcome = await self.process(message, program, out, batch)
+                except Exception as exc:  # one record must not stop the partition: DLQ it
+                    logger.exception("event at %s:%d could not be processed",
+                                     message.topic, message.offset)
+                    await self.reject(out, "processing_error", message, [
+                        {"field": "", "problem": f"{type(exc).__name__}: {exc}"}])
+                    outcome = ("unknown", "rejected")
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
             for brand, record in batch.records():
                 await out.send(self.names.analytics, brand.encode(), orjson.dumps(record))

@@ -30,13 +30,16 @@ from engine.schema import Problem, check, compile_validator, parse_time, tagged_
 
 STRING = {"type": "string", "minLength": 1, "maxLength": 200}
 TEXT = {"type": "string", "maxLength": 2000}
-MONEY = {"type": "number", "minimum": 0}
+#: Amounts above a trillion are refused: no till sells that much, and points computed from
+#: larger amounts would not fit the 64-bit integers the ledger is written with.
+MAX_AMOUNT = 1_000_000_000_000
+MONEY = {"type": "number", "minimum": 0, "maximum": MAX_AMOUNT}
 POINTS = {"type": "integer", "exclusiveMinimum": 0, "maximum": 1_000_000_000}
 PROFILE = {"type": "object", "additionalProperties": {
     "type": ["string", "number", "boolean", "null"]}}
 ITEM = {"type": "object", "required": ["sku", "qty", "price"], "additionalProperties": False,
         "properties": {"sku": STRING, "category": STRING,
-                       "qty": {"type": "number", "exclusiveMinimum": 0},
+                       "qty": {"type": "number", "exclusiveMinimum": 0, "maximum": 1_000_000},
                        "price": MONEY}}
 CONSENT_STATUSES = ("undetermined", "granted", "withdrawn")
 
@@ -56,7 +59,7 @@ PUBLIC_DATA: dict[str, dict] = {
                       currency=STRING, store=STRING, till=STRING,
                       items={"type": "array", "items": ITEM, "maxItems": 500}),
     "return": _data(("transaction", "amount"), transaction=STRING,
-                    amount={"type": "number", "exclusiveMinimum": 0}),
+                    amount={"type": "number", "exclusiveMinimum": 0, "maximum": MAX_AMOUNT}),
     "visit": _data(store=STRING),
     "web.activity": _data(("action",), action=STRING, url=TEXT),
     "points.added": _data(("points",), points=POINTS, reason=TEXT),

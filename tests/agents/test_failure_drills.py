@@ -147,6 +147,10 @@ POISON = [
     (b"M-1", b"{" + b" " * (300 * 1024) + b"}", "too_large"),
     (b"M-2", orjson.dumps({"id": "x4", "type": "visit", "member": "M-1",
                            "data": {"store": "S1"}}), "key_mismatch"),
+    # found by schemathesis: its points would not fit a 64-bit integer (the worker crashed)
+    (b"M-1", orjson.dumps({"id": "x5", "type": "purchase", "member": "M-1",
+                           "data": {"transaction": "t", "amount": 1e20, "currency": "PLN",
+                                    "store": "S1", "till": "T1"}}), "invalid_event"),
 ]
 
 
