@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 import faust
 import orjson
 
-from agents.batching import handlers_of
+from agents.batching import batch_agent
 from agents.topics import EVENT_RETENTION_SECONDS
 from tables.batch_store import BatchStore
 
@@ -111,23 +111,12 @@ def register(app: faust.App) -> tuple[faust.TopicT, Aggregates]:
     aggregates = Aggregates(app)
 
     async def aggregate(tp, messages: list) -> None:
-        store = aggregates.store
-        store.use_partition(tp.partition)
-        try:
+        async with aggregates.store.handling(tp.partition):
             for message in messages:
                 record = orjson.loads(message.value)
                 aggregates.apply(message.key.decode(), record["partition"], record["keys"],
                                  record["events"])
-            await store.flush()
-        finally:
-            store.use_partition(None)
 
-    handlers_of(app)[topic.get_topic_name()] = aggregate
-
-    @app.agent(topic, name="analytics")
-    async def subscribe(stream):
-        """Declares the subscription to faust; the records take the batch path."""
-        async for _ in stream:
-            raise RuntimeError("analytics records must take the batch path")
+    batch_agent(app, topic, "analytics", aggregate)
 
     return topic, aggregates

@@ -10,7 +10,8 @@ marks every offset of the batch acknowledged, so faust's own commit loop commits
 
 faust keeps everything else: group membership, partition assignment, pausing partitions while
 their tables recover, offset commits, table routing and the web server. Topics without a
-handler (config, outbox, side agents) take faust's ordinary path, unchanged.
+handler (config, outbox, fan-out) take faust's ordinary path, with a fast path for callbacks
+that do not suspend.
 
 Rebalances wait for the batch in flight (``on_partitions_revoked`` takes the same lock), so a
 worker never writes state or commits for a partition after giving it up; a batch fetched
@@ -29,15 +30,24 @@ from faust.types.tuples import Message
 BatchHandler = Callable[[TP, list[Message]], Awaitable[None]]
 
 
-class BatchHandlers(dict[str, BatchHandler]):
+def handlers_of(app) -> dict[str, BatchHandler]:
     """Topic name -> handler; kept on the app (``app.batch_handlers``) for its consumer."""
-
-
-def handlers_of(app) -> BatchHandlers:
     handlers = getattr(app, "batch_handlers", None)
     if handlers is None:
-        handlers = app.batch_handlers = BatchHandlers()
+        handlers = app.batch_handlers = {}
     return handlers
+
+
+def batch_agent(app, topic, name: str, handler: BatchHandler) -> None:
+    """Send ``topic``'s records to ``handler`` a fetched batch at a time. The faust agent
+    declared here only subscribes the topic (and co-partitions the tables) for faust."""
+    handlers_of(app)[topic.get_topic_name()] = handler
+
+    async def subscribe(stream):
+        async for _ in stream:
+            raise RuntimeError(f"{topic.get_topic_name()} records must take the batch path")
+
+    app.agent(topic, name=name)(subscribe)
 
 
 class BatchDrainMixin:

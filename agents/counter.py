@@ -17,7 +17,7 @@ import faust
 import orjson
 from faust.web import Request, Response, View
 
-from agents.batching import handlers_of
+from agents.batching import batch_agent
 from agents.metrics import EVENT_TO_EFFECT, EVENTS
 from agents.outgoing import Outgoing
 from agents.topics import EVENT_RETENTION_SECONDS, events_topic
@@ -47,8 +47,7 @@ def register(app: faust.App) -> None:
     async def count_batch(tp, messages: list) -> None:
         out = Outgoing(app.producer)
         crossings_topic = crossings.get_topic_name()
-        store.use_partition(tp.partition)
-        try:
+        async with store.handling(tp.partition):
             for message in messages:
                 member = message.key
                 row = store.get_live(member, orjson.loads)
@@ -72,23 +71,13 @@ def register(app: faust.App) -> None:
                 row["offset"] = message.offset
                 store.put_live(member, row, orjson.dumps)
             await out.wait()
-            await store.flush()
-        finally:
-            store.use_partition(None)
         EVENTS.labels(type="purchase", outcome="applied").inc(len(messages))
         now = time.time()
         for message in messages:
             if message.timestamp:
                 EVENT_TO_EFFECT.observe(max(0.0, now - message.timestamp))
 
-    handlers_of(app)[events.get_topic_name()] = count_batch
-
-    @app.agent(events, name="count-events")
-    async def subscribe(stream):
-        """Declares the subscription (and the table's co-partitioning) to faust; the records
-        take the batch path."""
-        async for _ in stream:
-            raise RuntimeError("events records must take the batch path")
+    batch_agent(app, events, "count-events", count_batch)
 
     @app.page("/v1/counters/{member}")
     class CounterView(View):

@@ -31,6 +31,13 @@ class DeadLetters:
                 "value": kept.decode(errors="replace"), "value_bytes": len(value),
                 "truncated": len(kept) < len(value)}
 
+    async def refuse(self, out, reason: str, message: Any,
+                     details: list[dict] | None = None) -> None:
+        """Send a refusal with the records of a batch (an ``agents.outgoing.Outgoing``)."""
+        DLQ.labels(reason=reason).inc()
+        await out.send(self.topic.get_topic_name(), message.key,
+                       orjson.dumps(self.record(reason, message, details)))
+
     async def send(self, reason: str, message: Any, details: list[dict] | None = None):
         """Send a refusal to the DLQ topic; returns the delivery future."""
         DLQ.labels(reason=reason).inc()

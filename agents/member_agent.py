@@ -27,11 +27,10 @@ import faust
 import orjson
 
 from agents.analytics import analytics_topic
-from agents.batching import handlers_of
+from agents.batching import batch_agent
 from agents.clock import Clock
 from agents.dlq import DeadLetters
-from agents.metrics import (ACTIONS, CHAIN_CUTS, DLQ, EVENT_TO_EFFECT, EVENTS,
-                            SCENARIO_EXECUTIONS)
+from agents.metrics import ACTIONS, CHAIN_CUTS, EVENT_TO_EFFECT, EVENTS, SCENARIO_EXECUTIONS
 from agents.outgoing import Outgoing
 from agents.topics import EVENT_RETENTION_SECONDS, events_topic
 from engine import effects as fx
@@ -67,7 +66,6 @@ class TopicNames:
     outbox: str
     executions: str
     analytics: str
-    dlq: str
     side: dict[str, str]
 
 
@@ -127,7 +125,6 @@ class MemberProcessor:
                           outbox=topics.outbox.get_topic_name(),
                           executions=topics.executions.get_topic_name(),
                           analytics=topics.analytics.get_topic_name(),
-                          dlq=dead_letters.topic.get_topic_name(),
                           side={k: t.get_topic_name() for k, t in topics.side.items()})
 
     async def process_batch(self, tp, messages: list) -> None:
@@ -135,31 +132,25 @@ class MemberProcessor:
         that record them, and both before the batch's offsets are acknowledged."""
         await self.config.caught_up.wait()
         tables = self.tables
-        tables.members.store.use_partition(tp.partition)
-        tables.timers.store.use_partition(tp.partition)
         out = Outgoing(self.app.producer)
         batch = BatchAnalytics(tp.partition)
         outcomes: dict[tuple[str, str], int] = {}
         program = self.config.program()
-        try:
+        async with tables.members.store.handling(tp.partition), \
+                tables.timers.store.handling(tp.partition):
             for message in messages:
                 try:
                     outcome = await self.process(message, program, out, batch)
                 except Exception as exc:  # one record must not stop the partition: DLQ it
                     logger.exception("event at %s:%d could not be processed",
                                      message.topic, message.offset)
-                    await self.reject(out, "processing_error", message, [
+                    await self.dead_letters.refuse(out, "processing_error", message, [
                         {"field": "", "problem": f"{type(exc).__name__}: {exc}"}])
                     outcome = ("unknown", "rejected")
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
             for brand, record in batch.records():
                 await out.send(self.names.analytics, brand.encode(), orjson.dumps(record))
             await out.wait()
-            await tables.members.flush()
-            await tables.timers.flush()
-        finally:
-            tables.members.store.use_partition(None)
-            tables.timers.store.use_partition(None)
         for (event_type, outcome), count in outcomes.items():
             EVENTS.labels(type=event_type, outcome=outcome).inc(count)
         now = self.clock.now() - self.clock.offset
@@ -167,33 +158,29 @@ class MemberProcessor:
             if message.timestamp:
                 EVENT_TO_EFFECT.observe(max(0.0, now - message.timestamp))
 
-    async def reject(self, out: Outgoing, reason: str, message: Any,
-                     details: list[dict] | None = None) -> None:
-        DLQ.labels(reason=reason).inc()
-        await out.send(self.names.dlq, message.key,
-                       orjson.dumps(self.dead_letters.record(reason, message, details)))
-
     async def process(self, message: Any, program, out: Outgoing,
                       batch: "BatchAnalytics") -> tuple[str, str]:
         """One event: returns its (type, outcome) for the metrics."""
         raw = message.value
         if raw is None or len(raw) > MAX_EVENT_BYTES:
-            await self.reject(out, "empty" if raw is None else "too_large", message)
+            reason = "empty" if raw is None else "too_large"
+            await self.dead_letters.refuse(out, reason, message)
             return ("unknown", "rejected")
         try:
             document = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            await self.reject(out, "malformed_json", message, [{"field": "", "problem": str(exc)}])
+            await self.dead_letters.refuse(out, "malformed_json", message,
+                                           [{"field": "", "problem": str(exc)}])
             return ("unknown", "rejected")
         now = self.clock.now()
         try:
             event = parse_event(document, now)
         except EventError as exc:
-            await self.reject(out, "invalid_event", message, exc.details)
+            await self.dead_letters.refuse(out, "invalid_event", message, exc.details)
             return ("unknown", "rejected")
         key = (message.key or b"").decode(errors="replace")
         if event.member != key:
-            await self.reject(out, "key_mismatch", message, [
+            await self.dead_letters.refuse(out, "key_mismatch", message, [
                 {"field": "member", "problem": f"record key {key!r} is not the member id"}])
             return (event.type, "rejected")
         if event.type == "message.status":
@@ -233,7 +220,7 @@ class MemberProcessor:
                 await out.send(topic, effect.key.encode(), orjson.dumps(effect.event))
             elif kind is fx.Rejection:
                 rejected = True
-                await self.reject(out, effect.reason, message, effect.details)
+                await self.dead_letters.refuse(out, effect.reason, message, effect.details)
             elif kind is fx.TimersChanged:
                 due = effect.due
             elif kind is fx.ChainCut:
@@ -319,13 +306,6 @@ def register(app: faust.App, config: ConfigReplica, clock: Clock) -> MemberProce
     topics = declare_topics(app)
     tables = MemberTables(members=MemberStore(app), timers=TimerIndex(app))
     processor = MemberProcessor(app, topics, tables, config, DeadLetters(app), clock)
-    handlers_of(app)[topics.events.get_topic_name()] = processor.process_batch
-
-    @app.agent(topics.events, name="members")
-    async def members(stream):
-        """Declares the subscription (and the tables' co-partitioning) to faust; the records
-        themselves go to ``processor.process_batch`` (agents/batching.py)."""
-        async for _ in stream:
-            raise RuntimeError("events records must take the batch path")
+    batch_agent(app, topics.events, "members", processor.process_batch)
 
     return processor

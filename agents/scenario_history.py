@@ -10,7 +10,7 @@ from aiohttp import web
 import orjson
 from faust.web import Request, Response, View
 
-from agents.batching import handlers_of
+from agents.batching import batch_agent
 from api.routing import route_to_owner
 from api.errors import json_response, page_params
 from tables.batch_store import BatchStore
@@ -33,21 +33,11 @@ def register(app: faust.App, executions_topic: faust.TopicT) -> PagedLists:
             execution = orjson.loads(message.value)
             per_scenario.setdefault(message.key.decode(), []).append(
                 (execution["id"], [execution]))
-        store.use_partition(tp.partition)
-        try:
+        async with store.handling(tp.partition):
             for scenario, batches in per_scenario.items():
                 history.append_batches(scenario, batches)
-            await store.flush()
-        finally:
-            store.use_partition(None)
 
-    handlers_of(app)[executions_topic.get_topic_name()] = record
-
-    @app.agent(executions_topic, name="scenario-history")
-    async def subscribe(stream):
-        """Declares the subscription to faust; the records take the batch path."""
-        async for _ in stream:
-            raise RuntimeError("execution records must take the batch path")
+    batch_agent(app, executions_topic, "scenario-history", record)
 
     @app.page("/v1/scenarios/{scenario}/executions")
     class ScenarioExecutionsView(View):

@@ -18,9 +18,9 @@ from typing import Callable
 import faust
 import orjson
 
-from agents.batching import handlers_of
+from agents.batching import batch_agent
 from agents.dlq import DeadLetters
-from agents.metrics import DLQ, PROMO_POOL_DRY
+from agents.metrics import PROMO_POOL_DRY
 from agents.outgoing import Outgoing
 from engine import effects as fx
 from engine import side
@@ -46,13 +46,13 @@ def _register_one(app: faust.App, name: str, topic: faust.TopicT, events_topic: 
                   logic: Callable, config: ConfigReplica, dead_letters: DeadLetters) -> None:
     store = BatchStore(app, f"{name}-state")
     names = {"events": events_topic.get_topic_name(), name: topic.get_topic_name()}
-    dlq = dead_letters.topic.get_topic_name()
 
     async def process(message, program, out: Outgoing) -> None:
         try:
             request = orjson.loads(message.value)
         except orjson.JSONDecodeError as exc:
-            await reject(out, "malformed_json", message, [{"field": "", "problem": str(exc)}])
+            await dead_letters.refuse(out, "malformed_json", message,
+                                      [{"field": "", "problem": str(exc)}])
             return
         state = store.get_live(message.key, orjson.loads)
         state, effects = logic(state, request, program)
@@ -64,34 +64,18 @@ def _register_one(app: faust.App, name: str, topic: faust.TopicT, events_topic: 
                 target = names["events"] if effect.topic == "events" else names[name]
                 await out.send(target, effect.key.encode(), orjson.dumps(effect.event))
             elif isinstance(effect, fx.Rejection):
-                await reject(out, effect.reason, message, effect.details)
+                await dead_letters.refuse(out, effect.reason, message, effect.details)
         if state is not None:
             store.put_live(message.key, state, orjson.dumps)
-
-    async def reject(out: Outgoing, reason: str, message, details: list) -> None:
-        DLQ.labels(reason=reason).inc()
-        await out.send(dlq, message.key,
-                       orjson.dumps(dead_letters.record(reason, message, details)))
 
     async def process_batch(tp, messages: list) -> None:
         """Replies are durable before the states that sent them (see the module docstring)."""
         await config.caught_up.wait()
         program = config.program()
         out = Outgoing(app.producer)
-        store.use_partition(tp.partition)
-        try:
+        async with store.handling(tp.partition):
             for message in messages:
                 await process(message, program, out)
             await out.wait()
-            await store.flush()
-        finally:
-            store.use_partition(None)
 
-    handlers_of(app)[topic.get_topic_name()] = process_batch
-
-    async def subscribe(stream):
-        """Declares the subscription to faust; the records take the batch path."""
-        async for _ in stream:
-            raise RuntimeError(f"{name} records must take the batch path")
-
-    app.agent(topic, name=f"{name}-agent")(subscribe)
+    batch_agent(app, topic, f"{name}-agent", process_batch)

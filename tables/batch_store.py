@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any, Callable, Iterator, NamedTuple, Optional
 
@@ -67,6 +68,17 @@ class BatchStore:
     def use_partition(self, partition: Optional[int]) -> None:
         """The partition of the batch being handled (None outside a batch)."""
         self._partition.set(partition)
+
+    @asynccontextmanager
+    async def handling(self, partition: int):
+        """The batch of ``partition``: its reads and writes go to that partition, and its
+        writes are flushed when the batch ends without an error."""
+        self.use_partition(partition)
+        try:
+            yield self
+            await self.flush()
+        finally:
+            self.use_partition(None)
 
     def partition_of(self, key: bytes) -> int:
         partition = self._partition.get()

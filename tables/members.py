@@ -86,9 +86,6 @@ class MemberStore:
         raw = self.store.get(b"%s\0status\0%s" % (member.encode(), message.encode()))
         return None if raw is None else raw.decode()
 
-    async def flush(self) -> None:
-        await self.store.flush()
-
     def keys_per_partition(self) -> dict[int, int]:
         """Keys stored per local partition (members and their list pages): RocksDB's own
         estimate, so a scrape never scans the table."""

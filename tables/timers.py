@@ -38,9 +38,6 @@ class TimerIndex:
         elif self.store.get(key) is not None:
             self.store.pop(key, None)
 
-    async def flush(self) -> None:
-        await self.store.flush()
-
     def due_for(self, member: str) -> list[tuple[float, str]]:
         raw = self.store.get(member.encode())
         return [] if raw is None else [(t, kind) for t, kind in orjson.loads(raw)]
