@@ -11,7 +11,8 @@ marks every offset of the batch acknowledged, so faust's own commit loop commits
 faust keeps everything else: group membership, partition assignment, pausing partitions while
 their tables recover, offset commits, table routing and the web server. Topics without a
 handler (config, outbox, fan-out) take faust's ordinary path, with a fast path for callbacks
-that do not suspend.
+that do not suspend. A table changelog's records under recovery go straight to the table a
+batch at a time (tables/changelog_restore.py).
 
 Rebalances wait for the batch in flight (``on_partitions_revoked`` takes the same lock), so a
 worker never writes state or commits for a partition after giving it up; a batch fetched
@@ -26,6 +27,8 @@ from typing import Awaitable, Callable, Optional, Set
 
 from faust.types import TP
 from faust.types.tuples import Message
+
+from tables.changelog_restore import restore_batch
 
 BatchHandler = Callable[[TP, list[Message]], Awaitable[None]]
 
@@ -87,10 +90,10 @@ class BatchDrainMixin:
                         continue
                     self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                     handler = handlers.get(tp.topic)
-                    if handler is None:
-                        await self._deliver_one_by_one(tp, batch)
-                    else:
+                    if handler is not None:
                         await self._deliver_batch(handler, tp, batch, generation)
+                    elif not self._restore(tp, batch):
+                        await self._deliver_one_by_one(tp, batch)
                 commit_every = self._commit_every
                 if commit_every is not None and self._n_acked >= commit_every:
                     self._n_acked = 0
@@ -125,6 +128,22 @@ class BatchDrainMixin:
             await handler(tp, messages)
             self._ack_offsets(tp, messages[0].offset, messages[-1].offset)
             self._read_offset[tp] = messages[-1].offset
+
+    def _restore(self, tp: TP, batch: list) -> bool:
+        """A table changelog's batch under recovery goes straight to its table
+        (tables/changelog_restore.py); False for any other partition."""
+        recovery = self.app.tables.recovery
+        if tp not in recovery.tp_to_table:
+            return False
+        unread = self._unread(tp, batch)
+        if not unread:
+            return True
+        to_message = self._to_message
+        if not restore_batch(recovery, tp,
+                             [to_message(tp, record) for record in unread]):
+            return False
+        self._read_offset[tp] = unread[-1].offset
+        return True
 
     def _ack_offsets(self, tp: TP, first: int, last: int) -> None:
         """What ``Consumer.ack`` does per message, for a contiguous run of offsets (a gap in

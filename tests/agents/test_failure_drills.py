@@ -7,6 +7,7 @@ the same events through the engine: nothing lost, nothing doubled.
 from __future__ import annotations
 
 import json
+import shutil
 
 import orjson
 import pytest
@@ -95,6 +96,30 @@ def test_kill_9_in_the_middle_of_10000_purchases(worker_factory, mode, request):
     expected = clean_replay(events)
     wait_until(lambda: matches(client, expected), 300, interval=1.0,
                message="every balance after kill -9")
+    assert_exact(client, expected)
+
+
+def test_a_worker_that_lost_its_disk_rebuilds_every_member_from_the_changelog(
+        worker_factory, mode, request):
+    """Recovery (tables/changelog_restore.py) restores the tables a fetched batch at a time;
+    the worker is ready only when every member, ledger page and list is back."""
+    worker = worker_factory(mode).start()
+    client = LoyaltyClient(worker)
+    client.configure(program=PROGRAM, scenarios=SCENARIOS)
+    events = workload(2_000)
+    if mode == "kafka":
+        produce_events(request.getfixturevalue("tansu").bootstrap,
+                       f"{worker.env['TILLSTREAM_APP_ID']}-events", events)
+    else:
+        client.send_many(events)
+    expected = clean_replay(events)
+    wait_until(lambda: matches(client, expected), 300, interval=1.0, message="processing")
+    worker.stop()
+    table_dirs = list(worker.data_dir.glob("**/tables"))
+    assert table_dirs
+    for table_dir in table_dirs:
+        shutil.rmtree(table_dir)
+    worker.start(ready_timeout=120)
     assert_exact(client, expected)
 
 
