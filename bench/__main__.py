@@ -163,7 +163,9 @@ def table(results: dict) -> str:
                     f"GET /v1/members/{{id}} at {_fmt(h.get('rate'))} req/s open loop for "
                     f"{_fmt(h.get('duration_s'))} s (achieved {_fmt(h.get('achieved_rate'))}/s): "
                     f"p50 {h.get('p50_ms')} ms, p99 {h.get('p99_ms')} ms, p999 "
-                    f"{h.get('p999_ms')} ms, {h.get('errors')} errors")
+                    f"{h.get('p999_ms')} ms, {h.get('errors')} errors (after 5 s of the same "
+                    f"load right after ready: p99 {(r.get('http_first_5s') or {}).get('p99_ms')}"
+                    f" ms)")
     by = {r["engine"]: r for r in results["engines"]}
 
     def rate(name: str):
