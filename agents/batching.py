@@ -41,10 +41,26 @@ def handlers_of(app) -> dict[str, BatchHandler]:
     return handlers
 
 
-def batch_agent(app, topic, name: str, handler: BatchHandler) -> None:
+def self_acking_of(app) -> set[str]:
+    """Topics whose handlers acknowledge each record themselves (``app.batch_self_acking``)."""
+    topics = getattr(app, "batch_self_acking", None)
+    if topics is None:
+        topics = app.batch_self_acking = set()
+    return topics
+
+
+def batch_agent(app, topic, name: str, handler: BatchHandler, *,
+                self_acking: bool = False) -> None:
     """Send ``topic``'s records to ``handler`` a fetched batch at a time. The faust agent
-    declared here only subscribes the topic (and co-partitions the tables) for faust."""
+    declared here only subscribes the topic (and co-partitions the tables) for faust.
+
+    ``self_acking``: the handler returns before its records are done (it starts work that
+    finishes later, such as deliveries) and acknowledges each record with
+    :meth:`BatchDrainMixin.acknowledge` when it is; otherwise the batch is acknowledged when
+    the handler returns."""
     handlers_of(app)[topic.get_topic_name()] = handler
+    if self_acking:
+        self_acking_of(app).add(topic.get_topic_name())
 
     async def subscribe(stream):
         async for _ in stream:
@@ -126,8 +142,22 @@ class BatchDrainMixin:
             if not messages:
                 return
             await handler(tp, messages)
-            self._ack_offsets(tp, messages[0].offset, messages[-1].offset)
+            if tp.topic not in self_acking_of(self.app):
+                self._ack_offsets(tp, messages[0].offset, messages[-1].offset)
             self._read_offset[tp] = messages[-1].offset
+
+    def acknowledge(self, tp: TP, offset: int, generation: int) -> None:
+        """Acknowledge one record of a self-acking topic, fetched in consumer generation
+        ``generation`` — unless the partition was given up since (its new owner reads the
+        record again: at least once). faust commits up to the first offset not acknowledged."""
+        if self.app.consumer_generation_id != generation or tp not in self.assignment():
+            return
+        committed = self._committed_offset[tp]
+        index = self._acked_index[tp]
+        if (committed is None or offset >= committed) and offset not in index:
+            index.add(offset)
+            self._acked[tp].append(offset)
+            self._n_acked += 1
 
     def _restore(self, tp: TP, batch: list) -> bool:
         """A table changelog's batch under recovery goes straight to its table

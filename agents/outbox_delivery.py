@@ -64,14 +64,15 @@ member agent stores it on the message record), and counts
 ``rejected`` (permanent failure), ``exhausted`` (every attempt failed) or ``invalid`` (a record
 that cannot be delivered: bad JSON, unknown channel, no URL) — low-cardinality labels only.
 
-Concurrency and acks. The faust agent runs ``TILLSTREAM_DELIVERY_CONCURRENCY`` (default 16)
-actors over one shared queue (faust's ``concurrency=``). Each actor handles one record to its
-final outcome — send, dead-letter if failed, status event durable — before it asks for the next
-record, and faust acks a record only then; faust commits an offset only when every record
-before it is acked, so a crash or rebalance mid-retry redelivers the record (at-least-once)
-and never skips one. A slow or dead receiver holds one actor for at most
-attempts × timeout + backoff (~32 s with defaults) while the other actors keep going. Outbox
-order is not kept (messages are independent; receivers dedupe by id).
+Concurrency and acks. The outbox takes the batch path (agents/batching.py): each fetched
+record starts a delivery (up to 4,096 in flight per worker), and the record is acknowledged
+only when its delivery has reached its final outcome — sent, dead-lettered if failed, status
+event durable. faust commits an offset only when every record before it is acknowledged, so a
+crash or rebalance mid-retry redelivers the record (at-least-once) and never skips one. At most
+``TILLSTREAM_DELIVERY_CONCURRENCY`` (default 16) HTTP deliveries run at once; a slow or dead
+receiver holds one of them for at most attempts × timeout + backoff (~32 s with defaults)
+while the others, and the member agent's events, keep going. Outbox order is not kept
+(messages are independent; receivers dedupe by id).
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ import aiohttp
 import orjson
 
 from agents import signing
+from agents.batching import batch_agent
 from agents.dlq import DeadLetters
 from agents.metrics import OUTBOX_DELIVERIES
 from agents.topics import EVENT_RETENTION_SECONDS
@@ -222,6 +224,7 @@ class SignedHttp:
         self.wall_clock = wall_clock
         self._session = session
         self._owns_session = session is None
+        self._slots = asyncio.Semaphore(settings.concurrency)
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or (self._owns_session and self._session.closed):
@@ -245,6 +248,13 @@ class SignedHttp:
 
     async def send(self, url: str, method: str, body: bytes, content_type: str,
                    delivery_id: str) -> SendResult:
+        """At most ``concurrency`` deliveries at once (retries and backoff included), so a
+        receiver is never flooded and a dead one holds only these slots."""
+        async with self._slots:
+            return await self._attempts(url, method, body, content_type, delivery_id)
+
+    async def _attempts(self, url: str, method: str, body: bytes, content_type: str,
+                        delivery_id: str) -> SendResult:
         settings = self.settings
         timeout = aiohttp.ClientTimeout(total=settings.timeout)
         http_status: int | None = None
@@ -519,10 +529,53 @@ def _channel(value: Any) -> str:
 # The faust agent
 
 
+#: Outbox records in delivery at once per worker (faust's default stream buffer); past it the
+#: fetcher waits, which slows the worker to what its receivers take.
+OUTBOX_IN_FLIGHT = 4096
+
+
+class OutboxBatches:
+    """The outbox's batch handler (agents/batching.py): starts a delivery per record and
+    returns; each record is acknowledged when its delivery has reached its final outcome. A
+    slow receiver holds delivery slots (``concurrency`` HTTP deliveries at once), not the
+    worker's fetcher: the member agent's events keep flowing while webhooks wait on the
+    network. (On faust's per-record path, 16 actors each waited a loop turn for their status
+    event per record; their queue filled and stopped every partition's fetch.)"""
+
+    def __init__(self, app, topic, delivery: OutboxDelivery,
+                 in_flight: int = OUTBOX_IN_FLIGHT) -> None:
+        self.app = app
+        self.topic = topic
+        self.delivery = delivery
+        self._slots = asyncio.Semaphore(in_flight)
+        self._in_flight: set[asyncio.Task] = set()
+
+    async def handle(self, tp, messages: list) -> None:
+        generation = self.app.consumer_generation_id
+        for message in messages:
+            await self._slots.acquire()
+            task = asyncio.ensure_future(self._deliver(tp, message, generation))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    async def _deliver(self, tp, message, generation: int) -> None:
+        try:
+            await self.delivery.process(message.value, message)
+            self.app.consumer.acknowledge(tp, message.offset, generation)
+        finally:
+            self._slots.release()
+
+    async def drain(self) -> None:
+        """Wait for the deliveries in flight (at shutdown, and in tests)."""
+        while self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+
 def register(app, settings_like: Any = None, *, outbox_topic=None, events_topic=None,
-             dead_letters=None, message_sender: Sender | None = None, clock: Any = None):
-    """Declare the ``outbox-delivery`` agent over ``<app>-outbox``; returns the agent (its
-    :class:`OutboxDelivery` is ``agent.delivery``).
+             dead_letters=None, message_sender: Sender | None = None,
+             clock: Any = None) -> OutboxBatches:
+    """Deliver ``<app>-outbox`` on the batch path; returns the :class:`OutboxBatches` (its
+    :class:`OutboxDelivery` is ``.delivery``).
 
     ``settings_like``: :class:`DeliverySettings`, or any object with some of its attribute names
     (the environment fills the rest). ``clock``: the worker's Clock (or a callable) for the time
@@ -533,32 +586,27 @@ def register(app, settings_like: Any = None, *, outbox_topic=None, events_topic=
         f"{app.conf.id}-outbox", key_serializer="raw", value_serializer="raw",
         retention=EVENT_RETENTION_SECONDS, deleting=True)
     events = events_topic if events_topic is not None else declare_events_topic(app)
+    events_name = events.get_topic_name()
     dlq = dead_letters if dead_letters is not None else DeadLetters(app)
 
     async def dead_letter(reason: str, details: list[dict], message: Any) -> None:
         await (await dlq.send(reason, message, details))
 
     async def record_status(member: str, event: dict) -> None:
-        await (await events.send(key=member.encode(), value=orjson.dumps(event)))
+        await (await app.producer.send(events_name, member.encode(), orjson.dumps(event),
+                                       None, None, None))
 
     now = clock.now if hasattr(clock, "now") else (clock or time.time)
     delivery = OutboxDelivery(settings, message_sender=message_sender, dead_letter=dead_letter,
                               record_status=record_status, clock=now)
     if not settings.webhook_secret:
         logger.warning("TILLSTREAM_WEBHOOK_SECRET is not set: webhooks are sent unsigned")
+    batches = OutboxBatches(app, outbox, delivery)
 
     async def close_session(_sender: Any = None, **_kwargs: Any) -> None:
+        await batches.drain()
         await delivery.close()
 
     app.on_before_shutdown.connect(close_session)
-
-    async def deliver_outbox(stream):
-        # One record at a time per actor, to its final outcome; faust acks it when the actor
-        # asks for the next one, and ``concurrency`` actors share the topic's queue.
-        async for event in stream.events():
-            await delivery.process(event.message.value, event.message)
-
-    agent = app.agent(outbox, name="outbox-delivery",
-                      concurrency=settings.concurrency)(deliver_outbox)
-    agent.delivery = delivery
-    return agent
+    batch_agent(app, outbox, "outbox-delivery", batches.handle, self_acking=True)
+    return batches

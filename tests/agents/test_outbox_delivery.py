@@ -15,10 +15,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from agents import signing
+from agents.batching import handlers_of, self_acking_of
 from agents.metrics import REGISTRY
 from agents.outbox_delivery import (DLQ_DELIVERY_FAILED, DLQ_INVALID_RECORD, DeliverySettings,
-                                    LogSender, OutboxDelivery, SendResult, WebhookRelaySender,
-                                    register)
+                                    LogSender, OutboxBatches, OutboxDelivery, SendResult,
+                                    WebhookRelaySender, register)
 from tests.support import free_port
 
 SECRET = "whsec-test-0123456789"
@@ -339,11 +340,58 @@ def test_settings_from_env_and_backoff_schedule():
         DeliverySettings(attempts=0)
 
 
-def test_register_declares_a_concurrent_agent_over_the_outbox():
+async def test_at_most_concurrency_http_deliveries_at_once(receivers, make_delivery, sink):
+    receiver = await receivers("hang")
+    delivery = make_delivery(concurrency=2)
+    running = [asyncio.ensure_future(delivery.deliver(webhook(receiver.url(), f"wh-{i}")))
+               for i in range(5)]
+    await asyncio.sleep(0.3)
+    assert len(receiver.calls) == 2
+    receiver.release.set()
+    outcomes = await asyncio.gather(*running)
+    assert [o.status for o in outcomes] == ["delivered"] * 5
+    assert len(receiver.calls) == 5
+
+
+class Consumer:
+    """What OutboxBatches uses of the worker's consumer: acknowledgements."""
+
+    def __init__(self) -> None:
+        self.acked: list[tuple[int, int]] = []
+
+    def acknowledge(self, tp, offset: int, generation: int) -> None:
+        self.acked.append((offset, generation))
+
+
+@dataclass
+class Record:
+    value: bytes
+    offset: int
+
+
+async def test_a_batch_returns_at_once_and_each_record_is_acked_when_delivered(
+        receivers, make_delivery, sink):
+    receiver = await receivers("hang")
+    app = type("App", (), {"consumer": Consumer(), "consumer_generation_id": 7})()
+    batches = OutboxBatches(app, None, make_delivery(concurrency=1))
+    records = [Record(orjson.dumps(webhook(receiver.url(), "wh-0")), 10),
+               Record(orjson.dumps(message("msg-1")), 11)]
+    await asyncio.wait_for(batches.handle(("outbox", 0), records), 1)
+    await asyncio.sleep(0.2)
+    # the message (no gateway: logged) is done and acked; the webhook waits on its receiver
+    assert app.consumer.acked == [(11, 7)]
+    assert [member for member, _ in sink.statuses] == ["M-1"]
+    receiver.release.set()
+    await batches.drain()
+    assert app.consumer.acked == [(11, 7), (10, 7)]
+    assert sorted(e["data"]["status"] for _, e in sink.statuses) == ["delivered", "logged"]
+
+
+def test_register_puts_the_outbox_on_the_batch_path_acked_per_record():
     app = faust.App("ts-outbox-test", broker="kafka://127.0.0.1:1", key_serializer="raw",
                     value_serializer="raw")
-    agent = register(app, DeliverySettings(webhook_secret=SECRET, concurrency=4))
-    assert agent.concurrency == 4
-    assert [topic for topic in agent.channel.topics] == ["ts-outbox-test-outbox"]
-    assert isinstance(agent.delivery, OutboxDelivery)
-    assert isinstance(agent.delivery.messages, LogSender)
+    batches = register(app, DeliverySettings(webhook_secret=SECRET, concurrency=4))
+    assert handlers_of(app)["ts-outbox-test-outbox"] == batches.handle
+    assert self_acking_of(app) == {"ts-outbox-test-outbox"}
+    assert isinstance(batches.delivery, OutboxDelivery)
+    assert isinstance(batches.delivery.messages, LogSender)
