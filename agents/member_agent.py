@@ -203,18 +203,18 @@ class MemberProcessor:
         for effect in result.effects:
             kind = type(effect)
             if kind is fx.LedgerEntry:
-                item = effect.to_dict()
+                item = orjson.dumps(effect.to_dict())
                 ledger_items.append(item)
-                await out.send(names.ledger, member_key, orjson.dumps(item))
+                await out.send(names.ledger, member_key, item)
             elif kind is fx.Message or kind is fx.Webhook:
-                item = effect.to_dict()
+                item = orjson.dumps(effect.to_dict())
                 message_items.append(item)
-                await out.send(names.outbox, member_key, orjson.dumps(item))
+                await out.send(names.outbox, member_key, item)
             elif kind is fx.Execution:
-                item = effect.to_dict()
+                item = orjson.dumps(effect.to_dict())
                 execution_items.append(item)
                 self.metrics.executed(effect.scenario, effect.actions)
-                await out.send(names.executions, effect.scenario.encode(), orjson.dumps(item))
+                await out.send(names.executions, effect.scenario.encode(), item)
             elif kind is fx.SendEvent:
                 topic = names.events if effect.topic == "events" else names.side[effect.topic]
                 await out.send(topic, effect.key.encode(), orjson.dumps(effect.event))
@@ -227,10 +227,10 @@ class MemberProcessor:
                 CHAIN_CUTS.inc()
                 logger.warning("scenario chain cut at depth %d after scenario %s",
                                effect.depth, effect.scenario)
-                execution_items.append({"id": f"{effect.event}:cut:{effect.scenario}",
-                                        "scenario": effect.scenario, "member": event.member,
-                                        "event": effect.event, "cut": True,
-                                        "depth": effect.depth, "actions": []})
+                execution_items.append(orjson.dumps({
+                    "id": f"{effect.event}:cut:{effect.scenario}", "scenario": effect.scenario,
+                    "member": event.member, "event": effect.event, "cut": True,
+                    "depth": effect.depth, "actions": []}))
         after = result.state
         if result.effects or after is not state:
             deltas = analytics_deltas(

@@ -32,7 +32,7 @@ def register(app: faust.App, executions_topic: faust.TopicT) -> PagedLists:
         for message in messages:
             execution = orjson.loads(message.value)
             per_scenario.setdefault(message.key.decode(), []).append(
-                (execution["id"], [execution]))
+                (execution["id"], [orjson.dumps(execution)]))
         async with store.handling(tp.partition):
             for scenario, batches in per_scenario.items():
                 history.append_batches(scenario, batches)

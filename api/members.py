@@ -38,13 +38,14 @@ def register(app: faust.App, processor: MemberProcessor) -> None:
         class PagedView(View):
             @route_to_owner(app, members_table, "member")
             async def get(self, request: Request, member: str) -> Response:
-                if tables.members.get(member) is None:
-                    return not_found(member)
                 params = page_params(request)
                 if isinstance(params, web.Response):
                     return params
                 offset, limit = params
-                items, total = lists.newest_first(member, offset, limit)
+                found = store.newest_first(lists, member, offset, limit)
+                if found is None:
+                    return not_found(member)
+                items, total = found
                 if decorate is not None:
                     items = decorate(member, items)
                 return json_response({field: items, "total": total, "offset": offset,

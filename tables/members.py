@@ -62,15 +62,25 @@ class MemberStore:
         return self.store.get_live(member.encode(), decode_stored)
 
     def record(self, member: str, before: Stored | None, state: MemberState | None,
-               ledger: list[dict], messages: list[dict], executions: list[dict]) -> None:
-        """Append an event's list entries where ``before`` says the lists end, then store the
-        new state with the new lengths; inside the member's batch."""
+               ledger: list[bytes], messages: list[bytes], executions: list[bytes]) -> None:
+        """Append an event's list entries (encoded JSON) where ``before`` says the lists end,
+        then store the new state with the new lengths; inside the member's batch."""
         counts = (0, 0, 0) if before is None else before.counts
         new_counts = (self.ledger.append_at(member, ledger, counts[0]),
                       self.messages.append_at(member, messages, counts[1]),
                       self.executions.append_at(member, executions, counts[2]))
         if state is not None:
             self.store.put_live(member.encode(), Stored(state, new_counts), encode_stored)
+
+    def newest_first(self, lists: PagedLists, member: str, offset: int,
+                     limit: int) -> tuple[list[dict], int] | None:
+        """A page of one of the member's lists (``self.ledger``, ``.messages``,
+        ``.executions``), newest first, with its length; None for an unknown member."""
+        stored = self.get_stored(member)
+        if stored is None:
+            return None
+        total = stored.counts[(self.ledger, self.messages, self.executions).index(lists)]
+        return lists.newest_first(member, offset, limit, total=total)
 
     def members(self) -> Iterator[tuple[str, MemberState]]:
         """Every member of this worker's active partitions (fan-out of on-demand triggers)."""

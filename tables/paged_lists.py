@@ -1,18 +1,20 @@
 """Append-only lists per owner (a member's ledger, messages and executions; a scenario's
 history), stored in fixed-size pages inside a table (a :class:`tables.batch_store.BatchStore`),
-so an append costs one page write however long the list has grown; pages and heads are kept as
-objects until the batch is flushed.
+so an append costs one page write however long the list has grown.
 
-Keys: ``<owner>\\0<list>\\0n`` -> ``{"n": count, "batches": ids of the last appends}``;
-``<owner>\\0<list>\\0<page number>`` -> JSON list of up to ``page_size`` items.
+A page is its items' JSON, one per line (orjson never writes a raw newline): an append adds
+bytes to the page without decoding it, and items arrive already encoded (the member agent has
+encoded them for their topics). Keys: ``<owner>\\0<list>\\0<page number>`` -> the page;
+``<owner>\\0<list>\\0n`` -> ``{"n": count, "batches": ids of the last appends}``, only for
+lists fed by many writers.
 
 Two ways to append, both safe against replays after a crash: ``append_at`` writes at the
 position the caller knows the list has (a member's state records its lists' lengths, see
-tables/members.py), overwriting leftovers of a write cut short; ``append_batches`` skips batch
-ids it has seen, for a list fed by many writers (a scenario's history), remembering the last
-``remember`` ids, the window in which a replay can repeat one. Writes happen while
-handling a batch of the owner's partition, so pages live on the owner's partition and
-queries routed by owner find them.
+tables/members.py, so such a list keeps no count of its own), overwriting leftovers of a write
+cut short; ``append_batches`` skips batch ids it has seen, for a list fed by many writers (a
+scenario's history), remembering the last ``remember`` ids, the window in which a replay can
+repeat one. Writes happen while handling a batch of the owner's partition, so pages live on
+the owner's partition and queries routed by owner find them.
 """
 
 from __future__ import annotations
@@ -34,27 +36,31 @@ class PagedLists:
         head = self.table.get_live(self._key(owner, b"n"), orjson.loads)
         return {"n": 0, "batches": []} if head is None else head
 
-    def _page(self, owner: str, page_no: int) -> list:
-        return self.table.get_live(self._key(owner, b"%d" % page_no), orjson.loads) or []
-
-    def _put(self, owner: str, suffix: bytes, value) -> None:
-        self.table.put_live(self._key(owner, suffix), value, orjson.dumps)
+    def _page(self, owner: str, page_no: int, keep: int) -> bytes:
+        """The page's first ``keep`` items (more are leftovers of an append cut short)."""
+        if keep == 0:
+            return b""
+        page = self.table.get(self._key(owner, b"%d" % page_no)) or b""
+        if page.count(b"\n") >= keep:
+            page = b"\n".join(page.split(b"\n", keep)[:keep])
+        return page
 
     def count(self, owner: str) -> int:
+        """Items of a list fed by ``append_batches`` (``append_at`` callers know their own)."""
         return self._head(owner)["n"]
 
-    def append_at(self, owner: str, items: list[dict], count: int) -> int:
-        """Write items from position ``count`` on (what the caller knows the list holds;
-        anything stored past it is a leftover and is overwritten); returns the new length."""
+    def append_at(self, owner: str, items: list[bytes], count: int) -> int:
+        """Write encoded items from position ``count`` on (what the caller knows the list
+        holds; anything stored past it is a leftover and is overwritten); returns the new
+        length."""
         if not items:
             return count
-        count = self._write(owner, count, items)
-        self._put(owner, b"n", {"n": count, "batches": []})
-        return count
+        return self._write(owner, count, items)
 
-    def append_batches(self, owner: str, batches: list[tuple[str, list[dict]]]) -> None:
-        """Append several batches (oldest first) in one page write, skipping the batches
-        already appended (a list fed by many writers gets many in one fetched batch)."""
+    def append_batches(self, owner: str, batches: list[tuple[str, list[bytes]]]) -> None:
+        """Append several batches of encoded items (oldest first) in one page write, skipping
+        the batches already appended (a list fed by many writers gets many in one fetched
+        batch)."""
         head = self._head(owner)
         remembered = set(head["batches"])
         new = []
@@ -66,36 +72,39 @@ class PagedLists:
             return
         count = self._write(owner, head["n"], [item for _, items in new for item in items])
         ids = (head["batches"] + [batch for batch, _ in new])[-self.remember:]
-        self._put(owner, b"n", {"n": count, "batches": ids})
+        self.table.put_live(self._key(owner, b"n"), {"n": count, "batches": ids}, orjson.dumps)
 
-    def _write(self, owner: str, count: int, items: list[dict]) -> int:
-        page_no = count // self.page_size
-        # Items past ``count`` are the remains of an append cut short by a crash (page
-        # written, head not): they are overwritten, not kept twice.
-        page = self._page(owner, page_no)[: count - page_no * self.page_size]
+    def _write(self, owner: str, count: int, items: list[bytes]) -> int:
+        size = self.page_size
+        page_no, held = divmod(count, size)
+        page = self._page(owner, page_no, held)
         for item in items:
-            page.append(item)
+            page = page + b"\n" + item if held else item
+            held += 1
             count += 1
-            if len(page) == self.page_size:
-                self._put(owner, b"%d" % page_no, page)
+            if held == size:
+                self.table[self._key(owner, b"%d" % page_no)] = page
                 page_no += 1
-                page = []
-        if page:
-            self._put(owner, b"%d" % page_no, page)
+                page, held = b"", 0
+        if held:
+            self.table[self._key(owner, b"%d" % page_no)] = page
         return count
 
-    def newest_first(self, owner: str, offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:
-        """A page of items, newest first, and the total count."""
-        total = self.count(owner)
+    def newest_first(self, owner: str, offset: int = 0, limit: int = 50,
+                     total: int | None = None) -> tuple[list[dict], int]:
+        """A page of items, newest first, and the total count (``total``: the length the
+        caller knows, for lists written with ``append_at``)."""
+        if total is None:
+            total = self.count(owner)
         end = total - offset  # exclusive index of the newest item wanted
         start = max(0, end - limit)
         items: list[dict] = []
         if end <= 0:
             return items, total
         for page_no in range((end - 1) // self.page_size, start // self.page_size - 1, -1):
-            page = self._page(owner, page_no)
             base = page_no * self.page_size
+            page = self._page(owner, page_no, min(self.page_size, total - base)).split(b"\n")
             for index in range(len(page) - 1, -1, -1):
                 if start <= base + index < end:
-                    items.append(page[index])
+                    items.append(orjson.loads(page[index]))
         return items, total

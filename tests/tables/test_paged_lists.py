@@ -18,12 +18,17 @@ class MemoryStore(dict):
         self[key] = encode(value)
 
 
+def encoded(*numbers: int) -> list[bytes]:
+    """List items as the member agent hands them over: encoded JSON."""
+    return [orjson.dumps({"n": n}) for n in numbers]
+
+
 def test_pages_read_newest_first_across_page_boundaries():
     lists = PagedLists(MemoryStore(), "ledger", page_size=3)
     count = 0
     for n in range(7):
-        count = lists.append_at("m", [{"n": n}], count)
-    items, total = lists.newest_first("m", offset=1, limit=4)
+        count = lists.append_at("m", encoded(n), count)
+    items, total = lists.newest_first("m", offset=1, limit=4, total=count)
     assert total == 7 and [i["n"] for i in items] == [5, 4, 3, 2]
 
 
@@ -31,39 +36,50 @@ def test_entries_past_the_known_length_are_leftovers_and_are_overwritten():
     """A flush cut short left the pages of events e1..e3 but not the member state that counts
     them: the state still says 1, so the replayed events write from position 1 again."""
     lists = PagedLists(MemoryStore(), "ledger", page_size=2)
-    known = lists.append_at("m", [{"n": 0}], 0)
+    known = lists.append_at("m", encoded(0), 0)
     for n in (1, 2, 3):
-        lists.append_at("m", [{"n": n}], n)          # written, but the state never saw them
+        lists.append_at("m", encoded(n), n)          # written, but the state never saw them
     count = known
     for n in (1, 2, 3):                              # the replay, from what the state knows
-        count = lists.append_at("m", [{"n": n}], count)
-    items, total = lists.newest_first("m")
+        count = lists.append_at("m", encoded(n), count)
+    items, total = lists.newest_first("m", total=count)
     assert total == 4 and [i["n"] for i in items] == [3, 2, 1, 0]
 
 
 def test_replaying_a_batch_adds_nothing_twice():
     lists = PagedLists(MemoryStore(), "executions", page_size=3)
-    lists.append_batches("s", [("e0", [{"n": 0}, {"n": 1}])])
-    lists.append_batches("s", [("e0", [{"n": 0}, {"n": 1}])])
+    lists.append_batches("s", [("e0", encoded(0, 1))])
+    lists.append_batches("s", [("e0", encoded(0, 1))])
     assert lists.newest_first("s")[1] == 2
 
 
 def test_a_batch_append_cut_short_by_a_crash_is_not_duplicated_when_replayed():
     table = MemoryStore()
     lists = PagedLists(table, "executions", page_size=10, remember=10)
-    lists.append_batches("s", [("e0", [{"n": 0}])])
+    lists.append_batches("s", [("e0", encoded(0))])
     head = table[b"s\0executions\0n"]
-    lists.append_batches("s", [("e1", [{"n": 1}])])
+    lists.append_batches("s", [("e1", encoded(1))])
     table[b"s\0executions\0n"] = head      # the crash lost the head write, not the page
-    lists.append_batches("s", [("e1", [{"n": 1}])])    # the execution is replayed
+    lists.append_batches("s", [("e1", encoded(1))])    # the execution is replayed
     items, total = lists.newest_first("s")
     assert total == 2 and [i["n"] for i in items] == [1, 0]
-    assert len(orjson.loads(table[b"s\0executions\0" + b"0"])) == 2
+    assert table[b"s\0executions\0" + b"0"] == b'{"n":0}\n{"n":1}'
 
 
 def test_many_batches_appended_at_once_skip_the_ones_already_there():
     lists = PagedLists(MemoryStore(), "executions", page_size=2, remember=10)
-    lists.append_batches("welcome", [("x0", [{"n": 0}])])
-    lists.append_batches("welcome", [("x0", [{"n": 0}]), ("x1", [{"n": 1}]), ("x2", [{"n": 2}])])
+    lists.append_batches("welcome", [("x0", encoded(0))])
+    lists.append_batches("welcome", [("x0", encoded(0)), ("x1", encoded(1)), ("x2", encoded(2))])
     items, total = lists.newest_first("welcome")
     assert total == 3 and [i["n"] for i in items] == [2, 1, 0]
+
+
+def test_leftovers_inside_a_page_are_cut_on_the_next_append_and_never_read():
+    table = MemoryStore()
+    lists = PagedLists(table, "ledger", page_size=5)
+    known = lists.append_at("m", encoded(0), 0)
+    lists.append_at("m", encoded(1, 2), known)        # a flush cut short: the state says 1
+    assert lists.newest_first("m", total=known) == ([{"n": 0}], 1)
+    count = lists.append_at("m", encoded(7), known)
+    assert table[b"m\0ledger\0" + b"0"] == b'{"n":0}\n{"n":7}'
+    assert lists.newest_first("m", total=count) == ([{"n": 7}, {"n": 0}], 2)
