@@ -23,14 +23,25 @@ owner reads them again).
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable, Optional, Set
+from typing import Awaitable, Callable, NamedTuple, Optional, Set
 
 from faust.types import TP
-from faust.types.tuples import Message
 
 from tables.changelog_restore import restore_batch
 
-BatchHandler = Callable[[TP, list[Message]], Awaitable[None]]
+class BatchRecord(NamedTuple):
+    """A record as batch handlers see it: the part of faust's ``ConsumerMessage`` they read,
+    for a fraction of its cost (a ConsumerMessage per record was ~7 % of a minimal worker)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: Optional[float]  #: seconds since the epoch (the log's create time)
+    key: Optional[bytes]
+    value: Optional[bytes]
+
+
+BatchHandler = Callable[[TP, list[BatchRecord]], Awaitable[None]]
 
 
 def handlers_of(app) -> dict[str, BatchHandler]:
@@ -137,8 +148,8 @@ class BatchDrainMixin:
         async with self.batch_lock:
             if self.app.consumer_generation_id != generation or tp not in self.assignment():
                 return
-            to_message = self._to_message
-            messages = [to_message(tp, record) for record in self._unread(tp, batch)]
+            to_record = self._to_batch_record
+            messages = [to_record(record) for record in self._unread(tp, batch)]
             if not messages:
                 return
             await handler(tp, messages)
@@ -158,6 +169,11 @@ class BatchDrainMixin:
             index.add(offset)
             self._acked[tp].append(offset)
             self._n_acked += 1
+
+    @staticmethod
+    def _to_batch_record(record) -> BatchRecord:
+        """The driver's fetched record as a :class:`BatchRecord`."""
+        raise NotImplementedError
 
     def _restore(self, tp: TP, batch: list) -> bool:
         """A table changelog's batch under recovery goes straight to its table

@@ -18,7 +18,7 @@ import orjson
 from faust.web import Request, Response, View
 
 from agents.batching import batch_agent
-from agents.metrics import EVENT_TO_EFFECT, EVENTS
+from agents.metrics import EVENT_TO_EFFECT, EVENTS, observe_many
 from agents.outgoing import Outgoing
 from agents.topics import EVENT_RETENTION_SECONDS, events_topic
 from tables.batch_store import BatchStore
@@ -73,9 +73,8 @@ def register(app: faust.App) -> None:
             await out.wait()
         EVENTS.labels(type="purchase", outcome="applied").inc(len(messages))
         now = time.time()
-        for message in messages:
-            if message.timestamp:
-                EVENT_TO_EFFECT.observe(max(0.0, now - message.timestamp))
+        observe_many(EVENT_TO_EFFECT, [max(0.0, now - message.timestamp)
+                                       for message in messages if message.timestamp])
 
     batch_agent(app, events, "count-events", count_batch)
 

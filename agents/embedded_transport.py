@@ -26,7 +26,7 @@ from faust.types import TP
 from faust.types.tuples import ConsumerMessage, RecordMetadata
 from mode import Seconds, Service
 
-from agents.batching import BatchDrainMixin
+from agents.batching import BatchDrainMixin, BatchRecord
 from tables.embedded_log import DEFAULT_RETENTION_MS, EmbeddedLog, LogRecord
 
 SCHEME = "embedded"
@@ -233,6 +233,11 @@ class Consumer(_TopicCreation, BatchDrainMixin, FaustConsumer):
                 records[tp] = batch
                 self._positions[tp] = batch[-1].offset + 1
         return records
+
+    @staticmethod
+    def _to_batch_record(record: LogRecord) -> BatchRecord:
+        return BatchRecord(record.topic, record.partition, record.offset,
+                           record.timestamp_ms / 1000.0, record.key, record.value)
 
     def _to_message(self, tp: TP, record: LogRecord) -> ConsumerMessage:
         key, value = record.key, record.value

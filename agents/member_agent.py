@@ -30,7 +30,8 @@ from agents.analytics import analytics_topic
 from agents.batching import batch_agent
 from agents.clock import Clock
 from agents.dlq import DeadLetters
-from agents.metrics import ACTIONS, CHAIN_CUTS, EVENT_TO_EFFECT, EVENTS, SCENARIO_EXECUTIONS
+from agents.metrics import (ACTIONS, CHAIN_CUTS, EVENT_TO_EFFECT, EVENTS, SCENARIO_EXECUTIONS,
+                            observe_many)
 from agents.outgoing import Outgoing
 from agents.topics import EVENT_RETENTION_SECONDS, events_topic
 from engine import effects as fx
@@ -154,9 +155,8 @@ class MemberProcessor:
         for (event_type, outcome), count in outcomes.items():
             EVENTS.labels(type=event_type, outcome=outcome).inc(count)
         now = self.clock.now() - self.clock.offset
-        for message in messages:
-            if message.timestamp:
-                EVENT_TO_EFFECT.observe(max(0.0, now - message.timestamp))
+        observe_many(EVENT_TO_EFFECT, [max(0.0, now - message.timestamp)
+                                       for message in messages if message.timestamp])
 
     async def process(self, message: Any, program, out: Outgoing,
                       batch: "BatchAnalytics") -> tuple[str, str]:
