@@ -257,6 +257,9 @@ class Producer(_TopicCreation, FaustProducer):
     sends."""
 
     transport: "Transport"
+    #: Every send of one loop turn lands in one atomic write: a batch handler can send its
+    #: effects and its states' changelog records in the same turn, all or none durable.
+    writes_turn_atomically = True
 
     def __post_init__(self) -> None:
         super().__post_init__()

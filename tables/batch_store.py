@@ -69,16 +69,10 @@ class BatchStore:
         """The partition of the batch being handled (None outside a batch)."""
         self._partition.set(partition)
 
-    @asynccontextmanager
-    async def handling(self, partition: int):
+    def handling(self, partition: int):
         """The batch of ``partition``: its reads and writes go to that partition, and its
         writes are flushed when the batch ends without an error."""
-        self.use_partition(partition)
-        try:
-            yield self
-            await self.flush()
-        finally:
-            self.use_partition(None)
+        return handling(partition, self)
 
     def partition_of(self, key: bytes) -> int:
         partition = self._partition.get()
@@ -166,32 +160,73 @@ class BatchStore:
 
     async def flush(self) -> None:
         """Make every write so far durable: changelog first, then the local RocksDB."""
-        async with self._flush_lock:
-            if not self._dirty:
-                return
-            self._flushing, self._dirty = self._dirty, defaultdict(dict)
-            for keys in self._flushing.values():
-                for key, value in keys.items():
-                    if type(value) is Live:
-                        keys[key] = value.encode(value.value)
-            topic = self.table.changelog_topic.get_topic_name()
-            send = self.app.producer.send
-            sent = {partition: [await send(topic, key, value, partition, None, None)
-                                for key, value in _owners_last(keys)]
-                    for partition, keys in self._flushing.items() if keys}
-            await wait_all([f for futures in sent.values() for f in futures])
-            offset_key = self.table.data.offset_key
-            for partition, futures in sent.items():
-                batch = WriteBatch(raw_mode=True)
-                for key, value in self._flushing[partition].items():
-                    if value is None:
-                        batch.delete(key)
-                    else:
-                        batch.put(key, value)
-                last = max(future.result().offset for future in futures)
-                batch.put(offset_key, str(last).encode())
-                self._db(partition).write(batch)
-            self._flushing = {}
+        await flush_together(self)
+
+    async def _send_changelog(self) -> dict[int, list]:
+        """Move the dirty keys to ``_flushing`` and send one changelog record per key; returns
+        partition -> the sends' futures."""
+        self._flushing, self._dirty = self._dirty, defaultdict(dict)
+        topic = self.table.changelog_topic.get_topic_name()
+        send = self.app.producer.send
+        sent = {}
+        for partition, keys in self._flushing.items():
+            for key, value in keys.items():
+                if type(value) is Live:
+                    keys[key] = value.encode(value.value)
+            if keys:
+                sent[partition] = [await send(topic, key, value, partition, None, None)
+                                   for key, value in _owners_last(keys)]
+        return sent
+
+    def _write_local(self, sent: dict[int, list]) -> None:
+        """One RocksDB WriteBatch per partition, with the changelog offset it reached."""
+        offset_key = self.table.data.offset_key
+        for partition, futures in sent.items():
+            batch = WriteBatch(raw_mode=True)
+            for key, value in self._flushing[partition].items():
+                if value is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, value)
+            last = max(future.result().offset for future in futures)
+            batch.put(offset_key, str(last).encode())
+            self._db(partition).write(batch)
+        self._flushing = {}
+
+
+@asynccontextmanager
+async def handling(partition: int, *stores: BatchStore):
+    """The batch of ``partition`` over several stores: reads and writes go to that partition,
+    and the writes of every store are flushed together when the batch ends without an error
+    (their changelog records in one round, as the producer batches them)."""
+    for store in stores:
+        store.use_partition(partition)
+    try:
+        yield stores
+        await flush_together(*stores)
+    finally:
+        for store in stores:
+            store.use_partition(None)
+
+
+async def flush_together(*stores: BatchStore) -> None:
+    """Make every write of ``stores`` durable: all their changelog records are sent, awaited
+    once, then each store writes its RocksDB partitions."""
+    stores = tuple(sorted((store for store in stores if store._dirty), key=id))
+    if not stores:
+        return
+    locks = [store._flush_lock for store in stores]  # always taken in the same order
+    for lock in locks:
+        await lock.acquire()
+    try:
+        sent = [await store._send_changelog() for store in stores]
+        await wait_all([f for per_store in sent for futures in per_store.values()
+                        for f in futures])
+        for store, per_store in zip(stores, sent):
+            store._write_local(per_store)
+    finally:
+        for lock in locks:
+            lock.release()
 
 
 def _owners_last(keys: dict[bytes, Optional[bytes]]) -> list[tuple[bytes, Optional[bytes]]]:
