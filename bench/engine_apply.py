@@ -4,13 +4,20 @@ Mix: ~70% purchases with line items, 12% visits, 10% web activity, 3% joins (a t
 referrer), 3% returns, 2% manual points; members drawn from a Zipf distribution (a few heavy
 shoppers, a long tail). The program has 20 scenarios, 8 segments and 4 tiers.
 
-Two figures: ``apply`` alone (states kept as objects in a dict) and ``apply`` with the
-``to_bytes`` / ``from_bytes`` round-trip per event that the member agent does against its
-table. Events are parsed before timing (parsing happens at the API or the agent's intake).
-Time is the process's CPU time, so other work on a shared machine does not skew the figure.
-After the warm-up the heap is frozen (``gc.freeze``): with every member's state held as
-objects, Python's full collections would otherwise rescan them all, a cost of this harness —
-the agent holds states as bytes — not of ``apply``.
+Three figures: ``apply`` alone (states kept as objects in a dict), the same with the garbage
+collector paused, and ``apply`` with the ``to_bytes`` / ``from_bytes`` round-trip per event that
+the member agent does against its table. Events are parsed before timing (parsing happens at the
+API or the agent's intake). Time is the process's CPU time, so other work on a shared machine
+does not skew the figure. After the warm-up the heap is frozen (``gc.freeze``): with every
+member's state held as objects, Python's full collections would otherwise rescan them all, a
+cost of this harness — the agent holds states as bytes — not of ``apply``. The states created
+while timing are not frozen, though: members joining and growing keep the collector running
+over them (about a quarter of the time), which is why the figure with the collector paused is
+given too. ``apply`` itself leaves no cyclic garbage: the round-trip, whose states
+are bytes, runs no collection (the collections of each run are printed).
+
+The engine is the compiled one when ``make native`` built it for the current sources, else the
+Python sources (``TILLSTREAM_ENGINE=python`` forces them); the first line says which.
 
 Run: ``.venv/bin/python -m bench.engine_apply [--events N] [--members N] [--profile]``.
 """
@@ -26,6 +33,7 @@ import pstats
 import random
 import time
 
+import engine.apply
 from engine.apply import apply
 from engine.events import Event, iso, parse_event
 from engine.program import compile_program
@@ -250,24 +258,34 @@ def main() -> None:
     print(f"{len(events)} events over {args.members} members (+{len(warmup)} joins warm-up); "
           + ", ".join(f"{k} {v / len(events):.0%}" for k, v in sorted(mix.items())))
     print(f"program: {len(program.scenarios)} scenarios, {len(program.segments)} segments, "
-          f"{len(program.tiers)} tiers")
+          f"{len(program.tiers)} tiers; engine: "
+          + ("Python sources" if engine.apply.__file__.endswith(".py") else "compiled (mypyc)"))
 
-    for name, runner in (("apply", run_objects), ("apply + bytes round-trip", run_bytes)):
+    for name, runner, collect in (("apply", run_objects, True),
+                                  ("apply, collector paused", run_objects, False),
+                                  ("apply + bytes round-trip", run_bytes, True)):
         states: dict = {}
         runner(states, warmup, program)
         gc.collect()
         gc.freeze()
-        if args.profile and runner is run_objects:
+        if not collect:
+            gc.disable()
+        collections = sum(generation["collections"] for generation in gc.get_stats())
+        profile = args.profile and name == "apply"
+        if profile:
             profiler = cProfile.Profile()
             profiler.enable()
         began = time.process_time()
         effects = runner(states, events, program)
         elapsed = time.process_time() - began
-        if args.profile and runner is run_objects:
+        if profile:
             profiler.disable()
             pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        collections = sum(generation["collections"] for generation in gc.get_stats()) - collections
         print(f"{name:>26}: {len(events) / elapsed:>9,.0f} events per CPU second "
-              f"({elapsed:.2f} s, {effects / len(events):.2f} effects/event)")
+              f"({elapsed:.2f} s, {effects / len(events):.2f} effects/event, "
+              f"{collections} collections)")
+        gc.enable()
         gc.unfreeze()
 
 

@@ -9,7 +9,7 @@ import math
 from engine.effects import LedgerEntry, Rejection, SendEvent
 from engine.events import Event, iso
 from engine.program import Program, Settings
-from engine.state import DAY, MemberState, bucket_add
+from engine.state import BALANCE, DAY, POINTS_EARNED_TOTAL, MemberState, bucket_add
 
 
 def round_points(value: float, rounding: str) -> int:
@@ -42,7 +42,7 @@ class Context:
         self.at = event.time
         self.day = int(event.time // DAY)     # the UTC day of ``at`` (buckets, expiry lots)
         self.effects: list = []
-        self.dirty: set[str] = set()          # facts changed since the last settle round
+        self.dirty = 0                        # facts changed since the last settle round (bits)
         self.timers_dirty = False             # the member's due times must be recomputed
         self.rejected = False
         self.ledger_seq = 0
@@ -73,10 +73,11 @@ class Context:
         state = self.state
         state.balance += points
         self.ledger_seq += 1
-        entry = LedgerEntry(f"{self.event.id}:L{self.ledger_seq}", state.id, self.at, kind,
-                            points, state.balance, source or self.event.id, scenario)
+        entry = tuple.__new__(LedgerEntry, (
+            f"{self.event.id}:L{self.ledger_seq}", state.id, self.at, kind, points,
+            state.balance, source or self.event.id, scenario))
         self.effects.append(entry)
-        self.dirty.add("balance")
+        self.dirty |= BALANCE
         return entry
 
     def earned(self, points: int) -> None:
@@ -89,7 +90,7 @@ class Context:
         if days is self.base.earned_days:
             days = state.earned_days = days.copy()
         bucket_add(days, self.day, points)
-        self.dirty.add("points_earned_total")
+        self.dirty |= POINTS_EARNED_TOTAL
 
     def send(self, topic: str, key: str, type_: str, data: dict, suffix: str | None = None,
              member: str | None = None) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from engine.schema import Problem, check, compile_validator, parse_time, tagged_union
+from engine.schema import Problem, check, compile_validator, instant, tagged_union
 
 STRING = {"type": "string", "minLength": 1, "maxLength": 200}
 TEXT = {"type": "string", "maxLength": 2000}
@@ -145,7 +145,7 @@ def parse_event(document: Any, now: float, internal: bool = True) -> Event:
     member = document["member"]
     raw_time = document.get("time")
     return Event(id=document["id"], type=document["type"], member=member,
-                 time=now if raw_time is None else parse_time(raw_time),
+                 time=now if raw_time is None else instant(raw_time),
                  brand=document.get("brand") or "default", data=document.get("data") or {})
 
 

@@ -19,7 +19,8 @@ Policies (documented in README "Loyalty rules"):
 from __future__ import annotations
 
 from engine.context import Context, round_points
-from engine.state import DAY, HISTORY_DAYS, MAX_TRANSACTIONS, bucket_add, day_number
+from engine.state import (DAY, HISTORY_DAYS, MAX_TRANSACTIONS, PENDING, POINTS_EARNED_TOTAL,
+                          PURCHASES_TOTAL, SPEND_TOTAL, bucket_add, day_number)
 
 
 def purchase_rate(ctx: Context) -> float:
@@ -85,10 +86,10 @@ def debit(ctx: Context, kind: str, points: int, scenario: str | None = None) -> 
 
 
 def consume_lots(ctx: Context, points: int) -> None:
+    """Take points from the oldest lots (the expiry timer moves only when one is used up)."""
     if not ctx.state.lots:
         return
     lots = _lots(ctx)
-    ctx.timers_dirty = True
     while points > 0 and lots:
         expires_at, remaining = lots[0]
         if remaining > points:
@@ -96,18 +97,15 @@ def consume_lots(ctx: Context, points: int) -> None:
             return
         points -= remaining
         lots.pop(0)
+        ctx.timers_dirty = True
 
 
 def standard_earn(ctx: Context, kind: str, points: int, tx: str | None) -> bool:
-    """Earn standard points (or hold them pending); True when they reached the balance."""
+    """Earn standard points, or hold them pending when they are a purchase's (``tx``, whose
+    record counts them already) under ``pending_days``; True when they reached the balance."""
     if points <= 0:
         return False
-    pending_days = ctx.settings.pending_days
-    if tx is not None:
-        record = ctx.state.transactions.get(tx)
-        if record is not None:
-            _transactions(ctx)[tx] = [*record[:2], record[2] + points, *record[3:]]
-    if pending_days and tx is not None:
+    if tx is not None and ctx.settings.pending_days:
         hold(ctx, points, kind, tx)
         return False
     credit(ctx, kind, points)
@@ -124,7 +122,7 @@ def hold(ctx: Context, points: int, kind: str, tx: str) -> None:
     if not pending or unlock_at < min(entry[0] for entry in pending):
         ctx.timers_dirty = True
     pending.append([unlock_at, points, kind, tx, ctx.event.id])
-    ctx.dirty.add("pending")
+    ctx.dirty |= PENDING
 
 
 def unlock_pending(ctx: Context) -> None:
@@ -142,7 +140,7 @@ def unlock_pending(ctx: Context) -> None:
             keep.append(entry)
     if len(keep) != len(ctx.state.pending):
         ctx.state.pending = keep
-        ctx.dirty.add("pending")
+        ctx.dirty |= PENDING
         ctx.timers_dirty = True
 
 
@@ -159,7 +157,9 @@ def expire_lots(ctx: Context) -> None:
             ctx.post("expire", -taken)
 
 
-def record_purchase(ctx: Context, tx: str, amount: float) -> None:
+def record_purchase(ctx: Context, tx: str, amount: float, points: int) -> None:
+    """Count the purchase and keep its record for returns, with the standard ``points`` it
+    earns."""
     state = ctx.state
     state.spend_total += amount
     state.purchases_total += 1
@@ -168,14 +168,14 @@ def record_purchase(ctx: Context, tx: str, amount: float) -> None:
         days = state.spend_days = days.copy()
     bucket_add(days, ctx.day, amount)
     transactions = _transactions(ctx)
-    transactions[tx] = [ctx.at, amount, 0, 0.0, 0, bool(ctx.settings.pending_days)]
+    transactions[tx] = [ctx.at, amount, max(points, 0), 0.0, 0, bool(ctx.settings.pending_days)]
     if len(transactions) > MAX_TRANSACTIONS:
         del transactions[next(iter(transactions))]
     oldest = next(iter(transactions.values()))
     if oldest[0] < ctx.at - HISTORY_DAYS * DAY:
         horizon = ctx.at - HISTORY_DAYS * DAY
         state.transactions = {t: r for t, r in transactions.items() if r[0] >= horizon}
-    ctx.dirty.update(("spend_total", "purchases_total"))
+    ctx.dirty |= SPEND_TOTAL | PURCHASES_TOTAL
 
 
 def reverse_return(ctx: Context, tx: str, amount: float) -> None:
@@ -202,7 +202,7 @@ def reverse_return(ctx: Context, tx: str, amount: float) -> None:
     bought_day = day_number(bought_at)
     state.spend_days = [[day, max(0.0, value - amount) if day == bought_day else value]
                         for day, value in state.spend_days]
-    ctx.dirty.add("spend_total")
+    ctx.dirty |= SPEND_TOTAL
     if pending:
         remaining = to_reverse
         keep = []
@@ -215,12 +215,12 @@ def reverse_return(ctx: Context, tx: str, amount: float) -> None:
             else:
                 keep.append(entry)
         state.pending = keep
-        ctx.dirty.add("pending")
+        ctx.dirty |= PENDING
     else:
         taken = debit(ctx, "reversal", to_reverse)
         if taken:
             state.points_earned_total = max(0, state.points_earned_total - taken)
-            ctx.dirty.add("points_earned_total")
+            ctx.dirty |= POINTS_EARNED_TOTAL
     _transactions(ctx)[tx] = [bought_at, bought, points, returned, reversed_points + to_reverse,
                               pending]
 
@@ -233,8 +233,10 @@ def standard_bonus(ctx: Context, points: int, tx: str | None, scenario: str) -> 
     if tx is not None:
         record = ctx.state.transactions.get(tx)
         if record is not None:
-            _transactions(ctx)[tx] = [*record[:2], record[2] + points, *record[3:]]
-            if record[5]:
+            bought_at, bought, earned, returned, reversed_points, pending = record
+            _transactions(ctx)[tx] = [bought_at, bought, earned + points, returned,
+                                      reversed_points, pending]
+            if pending:
                 hold(ctx, points, "bonus", tx)
                 return
     credit(ctx, "bonus", points, scenario)

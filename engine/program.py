@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
-from engine.rules import Predicate, TIME_DEPENDENT, compile_rule, validate_rule
-from engine.schema import Problem, check, join, parse_time, tagged_union
-from engine.state import reader
+from engine.rules import TIME_DEPENDENT, Fact, Rule, compile_rule, fact, validate_rule
+from engine.schema import Problem, check, instant, join, parse_time, tagged_union
+from engine.state import FACT_BITS, FIELD_BITS_FROM
+
+if TYPE_CHECKING:  # the actions module builds on the program's own types
+    from engine.scenarios import Action
 
 SYSTEM_TRIGGERS = ("member.joined", "points.standard_added", "points.standard_subtracted",
                    "reward.digital_issued", "reward.physical_issued", "reward.physical_shipped",
@@ -209,7 +212,7 @@ def validate_scenario(doc: Any, program: "Program | None" = None) -> list[Proble
     problems = check(SCHEMAS["scenarios"], doc)
     if not isinstance(doc, dict):
         return problems
-    window = doc.get("window") if isinstance(doc.get("window"), dict) else {}
+    window: dict = doc["window"] if isinstance(doc.get("window"), dict) else {}
     start, end = parse_time(window.get("from", "")), parse_time(window.get("to", ""))
     if start is not None and end is not None and end <= start:
         problems.append({"field": "window.to", "problem": "must be after window.from"})
@@ -257,6 +260,12 @@ def validate_blacklist(doc: Any) -> list[Problem]:
 
 # -- the compiled program ------------------------------------------------------------------
 
+def _integer(value: Any) -> int | None:
+    """An optional integer of a document (JSON Schema counts 3.0 as one; compiled, the
+    program's ``int`` fields take only ints)."""
+    return None if value is None else int(value)
+
+
 def _brands(doc: dict) -> frozenset[str]:
     return frozenset(doc.get("brands") or ())
 
@@ -278,9 +287,11 @@ class Settings:
     def from_doc(cls, doc: dict) -> "Settings":
         qualify = (doc.get("referral") or {}).get("qualify") or {}
         return cls(points_per_unit=float(doc["points_per_unit"]), rounding=doc["rounding"],
-                   visit_points=int(doc["visit_points"]), expiry_days=doc["expiry_days"],
+                   visit_points=int(doc["visit_points"]),
+                   expiry_days=_integer(doc["expiry_days"]),
                    pending_days=int(doc["pending_days"]), streak_period=doc["streak_period"],
-                   qualify_spend=qualify.get("spend"), qualify_points=qualify.get("points"),
+                   qualify_spend=qualify.get("spend"),
+                   qualify_points=_integer(qualify.get("points")),
                    chain_depth=int(doc["chain_depth"]), timezone=ZoneInfo(doc["timezone"]))
 
 
@@ -294,16 +305,17 @@ class Tier:
     points_per_unit: float | None
     discount: float
     brands: frozenset[str]
-    read: Callable[[Any, float], Any]          # the metric, from a member state at a time
+    measure: Fact                              # reads the metric from a member state at a time
 
 
 @dataclass(frozen=True, slots=True)
 class Segment:
     id: str
     name: str
-    matches: Predicate
+    rule: Rule
     fields: frozenset[str]
     brands: frozenset[str]
+    mask: int                                  # the dirty-fact bits of the fields it reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,7 +340,7 @@ class Scenario:
     actions: tuple[dict, ...]
     brands: frozenset[str]
     chained: str                               # the trigger this scenario is: scenario:<id>
-    steps: tuple[Callable, ...]                # the actions, compiled (engine/scenarios.py)
+    steps: tuple[Action, ...]                  # the actions, compiled (engine/scenarios.py)
 
 
 def in_brand(obj: Any, brand: str) -> bool:
@@ -342,8 +354,7 @@ class Program:
     settings_by_brand: dict[str, Settings]
     tiers: tuple[Tier, ...]                   # highest rank first
     segments: dict[str, Segment]
-    segments_by_field: dict[str, tuple[Segment, ...]]
-    time_dependent_segments: tuple[Segment, ...]
+    field_bits: dict[str, int]                # fact or field -> its dirty bit (FACT_BITS, ...)
     triggers: dict[str, Trigger]
     triggers_by_type: dict[str, tuple[Trigger, ...]]
     scenarios: dict[str, Scenario]
@@ -355,38 +366,41 @@ class Program:
     default_settings: Settings = field(init=False)
     timer_signature: str = field(init=False)
     tier_rates: dict[str, float] = field(init=False)   # tier -> its own points_per_unit
-    _memo: dict = field(init=False, default_factory=dict)
-    _segment_fields: frozenset[str] = field(init=False)
+    entered_triggers: dict[str, tuple[Trigger, ...]] = field(init=False)  # by segment
+    left_triggers: dict[str, tuple[Trigger, ...]] = field(init=False)     # by segment
+    _memo: dict[int, tuple[Segment, ...]] = field(init=False, default_factory=dict)
+    _segment_mask: int = field(init=False)
     _tiers_by_brand: dict[str, tuple[Tier, ...]] = field(init=False)
     _unscoped_tiers: tuple[Tier, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         self.default_settings = self.settings_by_brand["default"]
         self.timer_signature = _timer_signature(self)
-        self._segment_fields = frozenset(self.segments_by_field)
+        self._segment_mask = 0
+        for segment in self.segments.values():
+            self._segment_mask |= segment.mask
+        self.entered_triggers = _by_segment(self.triggers_by_type.get("segment_entered", ()))
+        self.left_triggers = _by_segment(self.triggers_by_type.get("segment_left", ()))
         self.tier_rates = {t.id: t.points_per_unit for t in self.tiers
                            if t.points_per_unit is not None}
         self._unscoped_tiers = tuple(t for t in self.tiers if not t.brands)
         self._tiers_by_brand = {brand: tuple(t for t in self.tiers if in_brand(t, brand))
-                                for brand in frozenset().union(*(t.brands for t in self.tiers))}
+                                for brand in {b for t in self.tiers for b in t.brands}}
 
     def tiers_for(self, brand: str) -> tuple[Tier, ...]:
         """The brand's tiers, highest rank first (precomputed per brand that some tier names;
         every other brand shares the unscoped tiers)."""
         return self._tiers_by_brand.get(brand, self._unscoped_tiers)
 
-    def segments_for(self, changed: set[str]) -> tuple[Segment, ...]:
+    def segments_for(self, dirty: int) -> tuple[Segment, ...]:
         """The segments an event could move a member in or out of: those reading a changed
-        field, and those reading facts that change with time alone; sorted by id, memoised
-        per set of changed fields (events of one type change the same few)."""
-        key = self._segment_fields.intersection(changed)
+        fact (a bit of ``dirty``), and those reading facts that change with time alone; sorted
+        by id, memoised per set of changed facts (events of one type change the same few)."""
+        key = dirty & self._segment_mask
         found = self._memo.get(key)
         if found is None:
-            chosen = {s.id: s for s in self.time_dependent_segments}
-            for name in key:
-                for segment in self.segments_by_field[name]:
-                    chosen[segment.id] = segment
-            found = self._memo[key] = tuple(chosen[i] for i in sorted(chosen))
+            found = self._memo[key] = tuple(
+                s for s in self.segments.values() if s.mask & key or s.fields & TIME_DEPENDENT)
         return found
 
     def settings(self, brand: str) -> Settings:
@@ -419,6 +433,13 @@ class Program:
 TIMED_TRIGGERS = ("inactivity", "birthday", "date")
 
 
+def _by_segment(triggers: tuple[Trigger, ...]) -> dict[str, tuple[Trigger, ...]]:
+    found: dict[str, list[Trigger]] = {}
+    for trigger in triggers:
+        found.setdefault(trigger.params["segment"], []).append(trigger)
+    return {k: tuple(v) for k, v in found.items()}
+
+
 def _timer_signature(program: "Program") -> str:
     """What a member's due times depend on in the configuration: a member whose due times
     were computed under another signature has them recomputed on its next event."""
@@ -432,7 +453,7 @@ def normalise_phone(phone: str) -> str:
     return "".join(ch for ch in phone if ch.isdigit() or ch == "+")
 
 
-def compile_program(objects: dict[str, dict[str, dict]]) -> Program:
+def compile_program(objects: dict[str, dict[str, Any]]) -> Program:
     """Compile the stored configuration objects (kind -> id -> document).
 
     Objects are validated when written; here an object that does not validate (written by an
@@ -446,25 +467,29 @@ def compile_program(objects: dict[str, dict[str, dict]]) -> Program:
         if brand != "default" and not validate_settings(doc):
             settings_by_brand[brand] = Settings.from_doc({**base, **doc})
 
-    tiers = sorted((Tier(id=i, name=d["name"], rank=d["rank"], metric=d["metric"],
+    tiers = sorted((Tier(id=i, name=d["name"], rank=int(d["rank"]), metric=d["metric"],
                          min=float(d["min"]), points_per_unit=d.get("points_per_unit"),
                          discount=float(d.get("discount") or 0), brands=_brands(d),
-                         read=reader(d["metric"]))
+                         measure=fact(d["metric"]))
                     for i, d in (objects.get("tiers") or {}).items() if not validate_tier(d)),
                    key=lambda t: (-t.rank, t.id))
 
-    segments: dict[str, Segment] = {}
-    for segment_id, doc in sorted((objects.get("segments") or {}).items()):
-        if validate_segment(doc):
-            continue
-        predicate, fields = compile_rule(doc["rule"])
-        segments[segment_id] = Segment(segment_id, doc["name"], predicate, fields,
-                                       _brands(doc))
-    by_field: dict[str, list[Segment]] = {}
-    for segment in segments.values():
-        for name in segment.fields:
-            by_field.setdefault(name, []).append(segment)
-    time_dependent = tuple(s for s in segments.values() if s.fields & TIME_DEPENDENT)
+    rules = {segment_id: (doc, *compile_rule(doc["rule"]))
+             for segment_id, doc in sorted((objects.get("segments") or {}).items())
+             if not validate_segment(doc)}
+    read: set[str] = set()
+    for _, _, fields in rules.values():
+        read |= fields
+    field_bits = dict(FACT_BITS)
+    for name in sorted(read - field_bits.keys() - TIME_DEPENDENT):
+        field_bits[name] = FIELD_BITS_FROM << (len(field_bits) - len(FACT_BITS))
+    segments = {}
+    for segment_id, (doc, rule, fields) in rules.items():
+        mask = 0
+        for name in fields:
+            mask |= field_bits.get(name, 0)
+        segments[segment_id] = Segment(segment_id, doc["name"], rule, fields,
+                                       _brands(doc), mask)
 
     triggers = {i: Trigger(i, d["type"], {k: v for k, v in d.items()
                                            if k not in ("type", "brands", "name")},
@@ -484,16 +509,15 @@ def compile_program(objects: dict[str, dict[str, dict]]) -> Program:
                   if not validate_blacklist(d)}
 
     program = Program(settings_by_brand=settings_by_brand, tiers=tuple(tiers),
-                      segments=segments,
-                      segments_by_field={k: tuple(v) for k, v in by_field.items()},
-                      time_dependent_segments=time_dependent, triggers=triggers,
+                      segments=segments, field_bits=field_bits, triggers=triggers,
                       triggers_by_type={k: tuple(v) for k, v in by_type.items()},
                       scenarios={}, scenarios_by_trigger={}, rewards=rewards, pools=pools,
                       goals=goals, blacklists=blacklists)
     # Imported here: the actions module builds on the program's own types.
     from engine.scenarios import compile_actions
     raw_scenarios = objects.get("scenarios") or {}
-    program.scenarios = {i: None for i in raw_scenarios}  # known ids, for scenario: triggers
+    # The ids alone while the scenarios are validated (a trigger may be scenario:<id>).
+    program.scenarios = cast(dict[str, Scenario], dict.fromkeys(raw_scenarios))
     scenarios: dict[str, Scenario] = {}
     for scenario_id, doc in sorted(raw_scenarios.items()):
         if validate_scenario(doc, program):
@@ -503,9 +527,10 @@ def compile_program(objects: dict[str, dict[str, dict]]) -> Program:
             id=scenario_id, name=doc["name"], active=doc.get("active", True),
             trigger=doc["trigger"], tiers=frozenset(doc.get("tiers") or ()),
             segments=frozenset(doc.get("segments") or ()),
-            window_from=parse_time(window["from"]) if "from" in window else -math.inf,
-            window_to=parse_time(window["to"]) if "to" in window else math.inf,
-            limit_per_member=doc.get("limit_per_member"), actions=tuple(doc["actions"]),
+            window_from=instant(window["from"]) if "from" in window else -math.inf,
+            window_to=instant(window["to"]) if "to" in window else math.inf,
+            limit_per_member=_integer(doc.get("limit_per_member")),
+            actions=tuple(doc["actions"]),
             brands=_brands(doc), chained=f"scenario:{scenario_id}",
             steps=compile_actions(scenario_id, tuple(doc["actions"])))
     by_trigger: dict[str, list[Scenario]] = {}

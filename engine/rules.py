@@ -2,19 +2,19 @@
 ``{"any": [...]}``, ``{"not": rule}`` and conditions ``{"field", "op", "value"}``.
 
 A rule is validated when it is defined (every bad path named, e.g. ``rule.all[1].op``) and
-compiled into nested closures ``predicate(state, at)`` that read each field straight from the
-member state (engine/state.py ``reader``) at the event's time. Compiling also reports which
+compiled into a tree of :class:`Rule` objects whose ``holds(state, at)`` reads each field
+straight from the member state (:class:`Fact`) at the event's time. Compiling also reports which
 fields the rule reads, so the program can index segments by field and evaluate only those an
-event could have changed.
+event could have changed. Rules and facts are small classes rather than closures: a method call
+on a compiled class is a direct call under mypyc.
 """
 
 from __future__ import annotations
 
-from operator import attrgetter
-from typing import Any, Callable
+from typing import Any
 
 from engine.schema import Problem, join
-from engine.state import ATTRIBUTES, MemberState, reader
+from engine.state import DAY, MemberState, day_number, window_sum
 
 #: Fields a condition may read; ``tags.``, ``profile.`` and ``consents.`` take a name.
 NUMERIC_FIELDS = frozenset({"balance", "spend_total", "spend_30d", "spend_365d",
@@ -27,8 +27,6 @@ TIME_DEPENDENT = frozenset({"spend_30d", "spend_365d", "visits_30d", "days_since
                             "points_earned_365d"})
 OPS = ("==", "!=", ">", ">=", "<", "<=", "in", "not_in", "contains", "exists")
 COMBINATORS = ("all", "any", "not")
-
-Predicate = Callable[[MemberState, float], bool]
 
 
 def field_known(field: Any) -> bool:
@@ -87,90 +85,228 @@ def validate_rule(rule: Any, path: str = "rule", depth: int = 0) -> list[Problem
     return problems
 
 
-def compile_rule(rule: dict) -> tuple[Predicate, frozenset[str]]:
-    """A validated rule as a predicate over (state, time), and the fields it reads."""
+# -- facts: how a rule (or a tier's metric) reads a field of a member at a time ---------------
+
+class Fact:
+    def read(self, state: MemberState, at: float) -> Any:
+        raise NotImplementedError
+
+
+class Attribute(Fact):
+    """A state attribute as it is."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def read(self, state: MemberState, at: float) -> Any:
+        return getattr(state, self.name)
+
+
+class Rolling(Fact):
+    """The sum of one aggregate's day buckets over the ``days`` days ending at ``at``."""
+
+    def __init__(self, buckets: str, days: int) -> None:
+        self.buckets = buckets
+        self.days = days
+
+    def read(self, state: MemberState, at: float) -> Any:
+        return window_sum(getattr(state, self.buckets), day_number(at), self.days)
+
+
+class PendingPoints(Fact):
+    def read(self, state: MemberState, at: float) -> Any:
+        return state.pending_points
+
+
+class DaysSinceActivity(Fact):
+    def read(self, state: MemberState, at: float) -> Any:
+        last = state.last_activity
+        return None if last is None else int(max(0.0, at - last) // DAY)
+
+
+class Entry(Fact):
+    """One key of a tags, profile or consents dict, with the value a missing key reads as."""
+
+    def __init__(self, container: str, key: str, missing: Any) -> None:
+        self.container = container
+        self.key = key
+        self.missing = missing
+
+    def read(self, state: MemberState, at: float) -> Any:
+        return getattr(state, self.container).get(self.key, self.missing)
+
+
+#: The plain facts; ``tags.``, ``profile.`` and ``consents.`` fields are :class:`Entry` facts.
+FACTS: dict[str, Fact] = {
+    **{name: Attribute(name) for name in ("balance", "tier", "brand", "status", "spend_total",
+                                          "purchases_total", "points_earned_total")},
+    "streak": Attribute("streak_current"),
+    "pending": PendingPoints(),
+    "spend_30d": Rolling("spend_days", 30),
+    "spend_365d": Rolling("spend_days", 365),
+    "points_earned_365d": Rolling("earned_days", 365),
+    "visits_30d": Rolling("visit_days", 30),
+    "days_since_activity": DaysSinceActivity(),
+}
+#: What a missing entry reads as, by container (a missing tag field has no tags).
+MISSING: dict[str, Any] = {"tags": [], "profile": None, "consents": "undetermined"}
+
+
+def fact(name: str) -> Fact:
+    """How a rule reads a field: a plain fact, ``tags.x``, ``profile.x`` or ``consents.x``."""
+    plain = FACTS.get(name)
+    if plain is not None:
+        return plain
+    container, _, key = name.partition(".")
+    if container not in MISSING or not key:
+        raise ValueError(f"unknown field {name!r}")
+    return Entry(container, key, MISSING[container])
+
+
+# -- rules -------------------------------------------------------------------------------------
+
+class Rule:
+    def holds(self, state: MemberState, at: float) -> bool:
+        raise NotImplementedError
+
+
+class AllOf(Rule):
+    def __init__(self, parts: list[Rule]) -> None:
+        self.parts = tuple(parts)
+
+    def holds(self, state: MemberState, at: float) -> bool:
+        for part in self.parts:
+            if not part.holds(state, at):
+                return False
+        return True
+
+
+class AnyOf(Rule):
+    def __init__(self, parts: list[Rule]) -> None:
+        self.parts = tuple(parts)
+
+    def holds(self, state: MemberState, at: float) -> bool:
+        for part in self.parts:
+            if part.holds(state, at):
+                return True
+        return False
+
+
+class Not(Rule):
+    def __init__(self, inner: Rule) -> None:
+        self.inner = inner
+
+    def holds(self, state: MemberState, at: float) -> bool:
+        return not self.inner.holds(state, at)
+
+
+class Exists(Rule):
+    """The field has a value: not missing, not ``null``, not ``""``, not ``[]``."""
+
+    def __init__(self, fact: Fact, want: bool) -> None:
+        self.fact = fact
+        self.want = want
+
+    def holds(self, state: MemberState, at: float) -> bool:
+        return (self.fact.read(state, at) not in (None, "", [])) == self.want
+
+
+class Equals(Rule):
+    def __init__(self, fact: Fact, value: Any) -> None:
+        self.fact = fact
+        self.value = value
+
+    def holds(self, state: MemberState, at: float) -> bool:
+        return bool(self.fact.read(state, at) == self.value)
+
+
+class NotEquals(Rule):
+    def __init__(self, fact: Fact, value: Any) -> None:
+        self.fact = fact
+        self.value = value
+
+    def holds(self, state: MemberState, at: float) -> bool:
+        return bool(self.fact.read(state, at) != self.value)
+
+
+class In(Rule):
+    """``in`` / ``not_in``: a list field is in when any of its items is."""
+
+    def __init__(self, fact: Fact, allowed: list, want: bool) -> None:
+        self.fact = fact
+        self.allowed = allowed
+        self.want = want
+
+    def holds(self, state: MemberState, at: float) -> bool:
+        have = self.fact.read(state, at)
+        if isinstance(have, list):
+            return any(v in self.allowed for v in have) == self.want
+        return (have in self.allowed) == self.want
+
+
+class Contains(Rule):
+    """A list field holds the value, or a text field contains it."""
+
+    def __init__(self, fact: Fact, value: Any) -> None:
+        self.fact = fact
+        self.value = value
+
+    def holds(self, state: MemberState, at: float) -> bool:
+        have = self.fact.read(state, at)
+        if isinstance(have, list):
+            return self.value in have
+        return isinstance(have, str) and isinstance(self.value, str) and self.value in have
+
+
+class Compare(Rule):
+    """``>``, ``>=``, ``<``, ``<=`` against a number; a value that is not a number (a bool, a
+    text, nothing) never compares."""
+
+    def __init__(self, fact: Fact, op: str, bound: float) -> None:
+        self.fact = fact
+        self.op = op
+        self.bound = bound
+
+    def holds(self, state: MemberState, at: float) -> bool:
+        have = self.fact.read(state, at)
+        if type(have) is not int and type(have) is not float:
+            return False
+        op, bound = self.op, self.bound
+        if op == ">":
+            return bool(have > bound)
+        if op == ">=":
+            return bool(have >= bound)
+        if op == "<":
+            return bool(have < bound)
+        return bool(have <= bound)
+
+
+def compile_rule(rule: dict) -> tuple[Rule, frozenset[str]]:
+    """A validated rule, and the fields it reads."""
     for key in ("all", "any"):
         if key in rule:
             parts = [compile_rule(r) for r in rule[key]]
-            fields = frozenset().union(*(f for _, f in parts))
-            return _combine(key, [p for p, _ in parts]), fields
+            fields = frozenset(name for _, read in parts for name in read)
+            rules = [r for r, _ in parts]
+            if len(rules) == 1:
+                return rules[0], fields
+            return (AllOf(rules) if key == "all" else AnyOf(rules)), fields
     if "not" in rule:
         inner, fields = compile_rule(rule["not"])
-        return (lambda state, at: not inner(state, at)), fields
+        return Not(inner), fields
     field = rule["field"]
-    op, value = rule["op"], rule.get("value", True)
-    attribute = ATTRIBUTES.get(field)
-    fast = None if attribute is None else _attribute_condition(attrgetter(attribute), op, value)
-    return fast or _condition(reader(field), op, value), frozenset({field})
+    return condition(fact(field), rule["op"], rule.get("value", True)), frozenset({field})
 
 
-def _combine(key: str, predicates: list[Predicate]) -> Predicate:
-    """``all`` / ``any``, with the common one- and two-part rules unrolled."""
-    if len(predicates) == 1:
-        return predicates[0]
-    if len(predicates) == 2:
-        first, second = predicates
-        if key == "all":
-            return lambda state, at: first(state, at) and second(state, at)
-        return lambda state, at: first(state, at) or second(state, at)
-    if key == "all":
-        return lambda state, at: all(p(state, at) for p in predicates)
-    return lambda state, at: any(p(state, at) for p in predicates)
-
-
-def _attribute_condition(get: Callable[[MemberState], Any], op: str,
-                         value: Any) -> Predicate | None:
-    """The common conditions on a plain state attribute in one closure each (one call per
-    condition instead of three); None for the others, which :func:`_condition` builds."""
-    if op == "==":
-        return lambda state, at: get(state) == value
-    if op == "!=":
-        return lambda state, at: get(state) != value
-    if op not in (">", ">=", "<", "<="):
-        return None
-    bound = float(value)
-    if op == ">":
-        return lambda state, at: ((type(have := get(state)) is int or type(have) is float)
-                                  and have > bound)
-    if op == ">=":
-        return lambda state, at: ((type(have := get(state)) is int or type(have) is float)
-                                  and have >= bound)
-    if op == "<":
-        return lambda state, at: ((type(have := get(state)) is int or type(have) is float)
-                                  and have < bound)
-    return lambda state, at: ((type(have := get(state)) is int or type(have) is float)
-                              and have <= bound)
-
-
-def _condition(read: Callable[[MemberState, float], Any], op: str, value: Any) -> Predicate:
+def condition(read: Fact, op: str, value: Any) -> Rule:
     if op == "exists":
-        want = bool(value)
-        return lambda state, at: (read(state, at) not in (None, "", [])) == want
+        return Exists(read, bool(value))
     if op == "==":
-        return lambda state, at: read(state, at) == value
+        return Equals(read, value)
     if op == "!=":
-        return lambda state, at: read(state, at) != value
+        return NotEquals(read, value)
     if op in ("in", "not_in"):
-        allowed = list(value)
-        want = op == "in"
-
-        def inside(state: MemberState, at: float) -> bool:
-            have = read(state, at)
-            if isinstance(have, list):
-                return any(v in allowed for v in have) == want
-            return (have in allowed) == want
-        return inside
+        return In(read, list(value), op == "in")
     if op == "contains":
-        def contains(state: MemberState, at: float) -> bool:
-            have = read(state, at)
-            if isinstance(have, list):
-                return value in have
-            return isinstance(have, str) and isinstance(value, str) and value in have
-        return contains
-    bound = float(value)
-    compare = {">": bound.__lt__, ">=": bound.__le__, "<": bound.__gt__, "<=": bound.__ge__}[op]
-
-    def numeric(state: MemberState, at: float) -> bool:
-        have = read(state, at)
-        return (type(have) is int or type(have) is float) and compare(have)
-    return numeric
+        return Contains(read, value)
+    return Compare(read, op, float(value))

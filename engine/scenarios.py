@@ -2,9 +2,9 @@
 actions in order and is recorded as an execution (PRODUCT.md §2 "Marketing automation").
 
 Scenarios are indexed by trigger name in the compiled program, so firing a trigger looks at
-the scenarios of that trigger only. Their actions are compiled with the program into closures
-over parsed parameters and pre-split message templates, so a run does no lookups by action type
-and no template parsing. A scenario is itself the trigger ``scenario:<id>`` of
+the scenarios of that trigger only. Their actions are compiled with the program into objects
+holding parsed parameters and pre-split message templates, so a run does no lookups by action
+type and no template parsing. A scenario is itself the trigger ``scenario:<id>`` of
 others; chains deeper than the program's ``chain_depth`` are cut and reported (ChainCut).
 """
 
@@ -17,56 +17,97 @@ from engine.context import Context, round_points
 from engine.effects import ChainCut, Execution, Message, Webhook
 from engine.points import credit, debit, standard_bonus
 from engine.program import Scenario, Trigger, in_brand
-from engine.state import MemberState
+from engine.rules import Attribute, Entry, Fact, PendingPoints
+from engine.state import STATUS, TIER, MemberState
 
 PLACEHOLDER = re.compile(r"\{\{\s*member\.([A-Za-z0-9_]+)(?:\.([A-Za-z0-9_\-]+))?\s*\}\}")
 
-#: What an action returns: its type name, or "" when it had nothing to act on.
-Step = Callable[[Context, dict], str]
-Template = Callable[[MemberState], Any]
-
-MEMBER_FIELDS: dict[str, Callable[[Any], Any]] = {
-    "id": lambda s: s.id, "balance": lambda s: s.balance, "pending": lambda s: s.pending_points,
-    "tier": lambda s: s.tier, "brand": lambda s: s.brand, "streak": lambda s: s.streak_current}
+#: What a placeholder reads, by name (``profile.<field>`` reads the profile).
+MEMBER_FIELDS: dict[str, Fact] = {
+    "id": Attribute("id"), "balance": Attribute("balance"), "pending": PendingPoints(),
+    "tier": Attribute("tier"), "brand": Attribute("brand"), "streak": Attribute("streak_current")}
 NO_PAYLOAD: dict = {}
 
 
-def template(value: Any) -> Template:
-    """A message text as a function of the member state, parsed once when the program is
-    compiled: ``{{member.id}}``, ``{{member.balance}}``, ``{{member.profile.<field>}}`` (and
+class Template:
+    """A message text (or body) as a function of the member state, parsed once when the program
+    is compiled: ``{{member.id}}``, ``{{member.balance}}``, ``{{member.profile.<field>}}`` (and
     ``tier``, ``pending``, ``brand``, ``streak``) are substituted — plain substitution, never
     evaluation. Unknown placeholders become empty. Objects and lists are rendered value by
     value, into new containers each time."""
-    if isinstance(value, dict):
-        items = [(k, template(v)) for k, v in value.items()]
-        return lambda state: {k: render(state) for k, render in items}
-    if isinstance(value, list):
-        parts = [template(v) for v in value]
-        return lambda state: [render(state) for render in parts]
-    pieces: list = []
-    last = 0
-    for match in PLACEHOLDER.finditer(value) if isinstance(value, str) else ():
-        pieces += [value[last:match.start()], _placeholder(match.group(1), match.group(2))]
-        last = match.end()
-    if not pieces:
-        return lambda state: value
-    pieces.append(value[last:])
-    literals, reads = pieces[0::2], pieces[1::2]
 
-    def render(state: MemberState) -> str:
-        out = literals[0]
-        for read, literal in zip(reads, literals[1:]):
-            found = read(state)
+    def render(self, state: MemberState, at: float) -> Any:
+        raise NotImplementedError
+
+
+class Constant(Template):
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def render(self, state: MemberState, at: float) -> Any:
+        return self.value
+
+
+class Text(Template):
+    """Literal pieces with a placeholder between each two."""
+
+    def __init__(self, literals: list[str], reads: list[Fact]) -> None:
+        self.first = literals[0]
+        self.rest = tuple(zip(reads, literals[1:]))
+
+    def render(self, state: MemberState, at: float) -> Any:
+        out = self.first
+        for read, literal in self.rest:
+            found = read.read(state, at)
             out = f"{out}{literal}" if found is None else f"{out}{found}{literal}"
         return out
-    return render
 
 
-def _placeholder(name: str, sub: str | None) -> Callable[[MemberState], Any]:
+class Mapping(Template):
+    def __init__(self, items: list[tuple[Any, Template]]) -> None:
+        self.items = items
+
+    def render(self, state: MemberState, at: float) -> Any:
+        return {k: value.render(state, at) for k, value in self.items}
+
+
+class Sequence(Template):
+    def __init__(self, parts: list[Template]) -> None:
+        self.parts = parts
+
+    def render(self, state: MemberState, at: float) -> Any:
+        return [part.render(state, at) for part in self.parts]
+
+
+class Unknown(Fact):
+    """A placeholder naming no member field: it renders empty."""
+
+    def read(self, state: MemberState, at: float) -> Any:
+        return None
+
+
+def template(value: Any) -> Template:
+    if isinstance(value, dict):
+        return Mapping([(k, template(v)) for k, v in value.items()])
+    if isinstance(value, list):
+        return Sequence([template(v) for v in value])
+    literals: list[str] = []
+    reads: list[Fact] = []
+    last = 0
+    for match in PLACEHOLDER.finditer(value) if isinstance(value, str) else ():
+        literals.append(value[last:match.start()])
+        reads.append(_placeholder(match.group(1), match.group(2)))
+        last = match.end()
+    if not reads:
+        return Constant(value)
+    literals.append(value[last:])
+    return Text(literals, reads)
+
+
+def _placeholder(name: str, sub: str | None) -> Fact:
     if sub:
-        return (lambda state: state.profile.get(sub)) if name == "profile" else \
-            (lambda state: None)
-    return MEMBER_FIELDS.get(name) or (lambda state: None)
+        return Entry("profile", sub, None) if name == "profile" else Unknown()
+    return MEMBER_FIELDS.get(name) or Unknown()
 
 
 def fire(ctx: Context, trigger: str, payload: dict | None = None, depth: int = 0) -> None:
@@ -104,15 +145,15 @@ def run(ctx: Context, scenario: Scenario, trigger: str, payload: dict, depth: in
     if executions is ctx.base.executions:
         executions = state.executions = executions.copy()
     executions[scenario.id] = runs + 1
-    steps = scenario.steps
-    if len(steps) == 1:  # most scenarios: no comprehensions to build
-        name = steps[0](ctx, payload)
-        done = (name,) if name else ()
-    else:
-        done = tuple([name for name in [step(ctx, payload) for step in steps] if name])
+    done = []
+    for action in scenario.steps:
+        name = action.run(ctx, payload)
+        if name:
+            done.append(name)
     ctx.execution_seq += 1
-    ctx.effects.append(Execution(f"{ctx.event.id}:X{ctx.execution_seq}", scenario.id, state.id,
-                                 ctx.at, trigger, ctx.event.id, done, depth))
+    ctx.effects.append(tuple.__new__(Execution, (
+        f"{ctx.event.id}:X{ctx.execution_seq}", scenario.id, state.id, ctx.at, trigger,
+        ctx.event.id, tuple(done), depth)))
     chained = scenario.chained
     if chained not in ctx.program.scenarios_by_trigger or state.status != "active":
         return
@@ -122,135 +163,173 @@ def run(ctx: Context, scenario: Scenario, trigger: str, payload: dict, depth: in
     fire(ctx, chained, payload, depth + 1)
 
 
-# -- actions, compiled once per scenario into steps ``step(ctx, payload) -> type name`` -------
+# -- actions, compiled once per scenario into objects ``action.run(ctx, payload) -> type name``
 
-def compile_actions(scenario_id: str, actions: tuple[dict, ...]) -> tuple[Step, ...]:
-    """The scenario's actions as closures over their parsed parameters (the documents are
-    validated data; nothing in them is evaluated)."""
+def compile_actions(scenario_id: str, actions: tuple[dict, ...]) -> tuple[Action, ...]:
+    """The scenario's actions with their parameters parsed (the documents are validated data;
+    nothing in them is evaluated)."""
     return tuple(ACTIONS[action["type"]](scenario_id, action) for action in actions)
 
 
-def _points_add(scenario_id: str, action: dict) -> Step:
-    points = int(action["points"])
+class Action:
+    """One action of a scenario. ``run`` returns the action's type name, or "" when it had
+    nothing to act on. Actions are small classes rather than closures: a method call on a
+    compiled class is a direct call under mypyc."""
 
-    def step(ctx: Context, payload: dict) -> str:
-        credit(ctx, "award", points, scenario_id)
+    def __init__(self, scenario: str) -> None:
+        self.scenario = scenario
+
+    def run(self, ctx: Context, payload: dict) -> str:
+        raise NotImplementedError
+
+
+class PointsAdd(Action):
+    def __init__(self, scenario: str, action: dict) -> None:
+        super().__init__(scenario)
+        self.points = int(action["points"])
+
+    def run(self, ctx: Context, payload: dict) -> str:
+        credit(ctx, "award", self.points, self.scenario)
         return "points.add"
-    return step
 
 
-def _points_multiply(scenario_id: str, action: dict) -> Step:
-    percent = float(action["percent"])
+class PointsMultiply(Action):
+    """A bonus on the standard points of the triggering addition (none on other triggers)."""
 
-    def step(ctx: Context, payload: dict) -> str:
+    def __init__(self, scenario: str, action: dict) -> None:
+        super().__init__(scenario)
+        self.percent = float(action["percent"])
+
+    def run(self, ctx: Context, payload: dict) -> str:
         base = payload.get("standard_points")
         if not base:
             return ""
-        bonus = round_points(base * percent / 100.0, ctx.settings.rounding)
-        standard_bonus(ctx, bonus, payload.get("transaction"), scenario_id)
+        bonus = round_points(base * self.percent / 100.0, ctx.settings.rounding)
+        standard_bonus(ctx, bonus, payload.get("transaction"), self.scenario)
         return "points.multiply"
-    return step
 
 
-def _points_subtract(scenario_id: str, action: dict) -> Step:
-    fixed = int(action["points"]) if "points" in action else None
-    percent = None if fixed is not None else float(action["percent"])
+class PointsSubtract(Action):
+    """A fixed number of points, or a percentage of the balance (rounded down)."""
 
-    def step(ctx: Context, payload: dict) -> str:
-        points = fixed if percent is None else \
-            round_points(ctx.state.balance * percent / 100.0, "floor")
-        debit(ctx, "deduct", points, scenario_id)
+    def __init__(self, scenario: str, action: dict) -> None:
+        super().__init__(scenario)
+        self.points = int(action.get("points") or 0)
+        self.percent = float(action.get("percent") or 0)
+
+    def run(self, ctx: Context, payload: dict) -> str:
+        points = self.points or round_points(ctx.state.balance * self.percent / 100.0, "floor")
+        debit(ctx, "deduct", points, self.scenario)
         return "points.subtract"
-    return step
 
 
-def _reward_issue(scenario_id: str, action: dict) -> Step:
-    reward, pool = action.get("reward"), action.get("pool")
+class RewardIssue(Action):
+    """A reward (reserved as a gift) or a code from a promo pool."""
 
-    def step(ctx: Context, payload: dict) -> str:
+    def __init__(self, scenario: str, action: dict) -> None:
+        super().__init__(scenario)
+        self.reward: str | None = action.get("reward")
+        self.pool: str = action.get("pool") or ""
+
+    def run(self, ctx: Context, payload: dict) -> str:
         request = ctx.next_id("R")
         suffix = request.rpartition(":")[2]
         state = ctx.state
+        reward = self.reward
         if reward is not None:
             state.orders = {**state.orders, request: [reward, 0, "gift"]}
             ctx.send("rewards", reward, "reward.reserve",
                      {"order": request, "reward": reward, "points": 0, "member": state.id},
                      suffix=suffix, member=state.id)
         else:
-            ctx.send("pools", pool, "pool.issue",
-                     {"request": request, "pool": pool, "member": state.id,
-                      "scenario": scenario_id}, suffix=suffix, member=state.id)
+            ctx.send("pools", self.pool, "pool.issue",
+                     {"request": request, "pool": self.pool, "member": state.id,
+                      "scenario": self.scenario}, suffix=suffix, member=state.id)
         return "reward.issue"
-    return step
 
 
-def _tier_set(scenario_id: str, action: dict) -> Step:
-    tier = action["tier"]
+class TierSet(Action):
+    def __init__(self, scenario: str, action: dict) -> None:
+        super().__init__(scenario)
+        self.tier: str = action["tier"]
 
-    def step(ctx: Context, payload: dict) -> str:
-        ctx.state.tier_manual = tier
-        ctx.dirty.add("tier")
+    def run(self, ctx: Context, payload: dict) -> str:
+        ctx.state.tier_manual = self.tier
+        ctx.dirty |= TIER
         return "tier.set"
-    return step
 
 
-def _tags(add: bool):
-    name = "tags.add" if add else "tags.remove"
+class Tags(Action):
+    """``tags.add`` or ``tags.remove`` on one tag field."""
 
-    def compile_tags(scenario_id: str, action: dict) -> Step:
-        field, given = action["field"], frozenset(action["tags"])
-        dirty = f"tags.{field}"
+    def __init__(self, scenario: str, action: dict, add: bool) -> None:
+        super().__init__(scenario)
+        self.add = add
+        self.name = "tags.add" if add else "tags.remove"
+        self.field: str = action["field"]
+        self.tags = frozenset(action["tags"])
 
-        def step(ctx: Context, payload: dict) -> str:
-            state = ctx.state
-            current = set(state.tags.get(field, ()))
-            updated = current | given if add else current - given
-            if updated != current:
-                tags = {k: v for k, v in state.tags.items() if k != field}
-                if updated:
-                    tags[field] = sorted(updated)
-                state.tags = tags
-                ctx.dirty.add(dirty)
-            return name
-        return step
-    return compile_tags
-
-
-def _message(channel: str, name: str):
-    def compile_message(scenario_id: str, action: dict) -> Step:
-        subject, body = template(action.get("subject")), template(action.get("body", ""))
-        title, target = template(action.get("title")), template(action.get("target"))
-        user = action.get("user")
-
-        def step(ctx: Context, payload: dict) -> str:
-            state = ctx.state
-            ctx.message_seq += 1
-            ctx.effects.append(Message(
-                f"{ctx.event.id}:M{ctx.message_seq}", state.id, ctx.at, channel,
-                subject(state), body(state), title(state), target(state), user, scenario_id,
-                "queued", state.brand))
-            return name
-        return step
-    return compile_message
+    def run(self, ctx: Context, payload: dict) -> str:
+        state = ctx.state
+        field = self.field
+        current = set(state.tags.get(field, ()))
+        updated = current | self.tags if self.add else current - self.tags
+        if updated != current:
+            tags = {k: v for k, v in state.tags.items() if k != field}
+            if updated:
+                tags[field] = sorted(updated)
+            state.tags = tags
+            ctx.dirty |= ctx.program.field_bits.get(f"tags.{field}", 0)
+        return self.name
 
 
-def _webhook(scenario_id: str, action: dict) -> Step:
-    url, method, body = action["url"], action.get("method", "POST"), template(action.get("body"))
+class SendMessage(Action):
+    """A message to the member (or to a staff user) on one channel, from templates."""
 
-    def step(ctx: Context, payload: dict) -> str:
+    def __init__(self, scenario: str, action: dict, channel: str, name: str) -> None:
+        super().__init__(scenario)
+        self.channel = channel
+        self.name = name
+        self.subject = template(action.get("subject"))
+        self.body = template(action.get("body", ""))
+        self.title = template(action.get("title"))
+        self.target = template(action.get("target"))
+        self.user: str | None = action.get("user")
+
+    def run(self, ctx: Context, payload: dict) -> str:
         state = ctx.state
         ctx.message_seq += 1
-        ctx.effects.append(Webhook(f"{ctx.event.id}:M{ctx.message_seq}", state.id, ctx.at, url,
-                                   method, body(state), scenario_id, state.brand))
+        ctx.effects.append(tuple.__new__(Message, (
+            f"{ctx.event.id}:M{ctx.message_seq}", state.id, ctx.at, self.channel,
+            self.subject.render(state, ctx.at), self.body.render(state, ctx.at),
+            self.title.render(state, ctx.at), self.target.render(state, ctx.at),
+            self.user, self.scenario, "queued", state.brand)))
+        return self.name
+
+
+class CallWebhook(Action):
+    def __init__(self, scenario: str, action: dict) -> None:
+        super().__init__(scenario)
+        self.url: str = action["url"]
+        self.method: str = action.get("method", "POST")
+        self.body = template(action.get("body"))
+
+    def run(self, ctx: Context, payload: dict) -> str:
+        state = ctx.state
+        ctx.message_seq += 1
+        ctx.effects.append(Webhook(f"{ctx.event.id}:M{ctx.message_seq}", state.id, ctx.at,
+                                   self.url, self.method, self.body.render(state, ctx.at),
+                                   self.scenario, state.brand))
         return "webhook"
-    return step
 
 
-def _member_delete(scenario_id: str, action: dict) -> Step:
-    def step(ctx: Context, payload: dict) -> str:
+class MemberDelete(Action):
+    def __init__(self, scenario: str, action: dict) -> None:
+        super().__init__(scenario)
+
+    def run(self, ctx: Context, payload: dict) -> str:
         erase(ctx)
         return "member.delete"
-    return step
 
 
 def erase(ctx: Context) -> None:
@@ -265,18 +344,23 @@ def erase(ctx: Context) -> None:
     state.web = {}
     state.referrer = None
     state.qualified_members = []
-    ctx.dirty.update(("status", "profile", "tags"))
+    ctx.dirty |= STATUS
     ctx.timers_dirty = True
 
 
-ACTIONS: dict[str, Callable[[str, dict], Step]] = {
-    "points.add": _points_add, "points.multiply": _points_multiply,
-    "points.subtract": _points_subtract, "reward.issue": _reward_issue,
-    "tier.set": _tier_set, "tags.add": _tags(True), "tags.remove": _tags(False),
+def _message(channel: str, name: str) -> Callable[[str, dict], Action]:
+    return lambda scenario, action: SendMessage(scenario, action, channel, name)
+
+
+ACTIONS: dict[str, Callable[[str, dict], Action]] = {
+    "points.add": PointsAdd, "points.multiply": PointsMultiply,
+    "points.subtract": PointsSubtract, "reward.issue": RewardIssue, "tier.set": TierSet,
+    "tags.add": lambda scenario, action: Tags(scenario, action, True),
+    "tags.remove": lambda scenario, action: Tags(scenario, action, False),
     "message.email": _message("email", "message.email"),
     "message.sms": _message("sms", "message.sms"),
     "message.internal": _message("internal", "message.internal"),
     "message.push": _message("push", "message.push"),
-    "staff.email": _message("staff_email", "staff.email"), "webhook": _webhook,
-    "member.delete": _member_delete,
+    "staff.email": _message("staff_email", "staff.email"), "webhook": CallWebhook,
+    "member.delete": MemberDelete,
 }

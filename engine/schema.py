@@ -16,7 +16,7 @@ property (``x-discriminator``: which property).
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 Problem = dict[str, str]
@@ -43,11 +43,16 @@ def join(path: str, key: str | int) -> str:
 def parse_time(value: str) -> float | None:
     """ISO-8601 to epoch seconds; a time without an offset is taken as UTC."""
     try:
-        parsed = datetime.fromisoformat(value)
+        return instant(value)
     except (TypeError, ValueError):
         return None
+
+
+def instant(value: str) -> float:
+    """Epoch seconds of an ISO-8601 time known to be valid (its schema said ``date-time``);
+    a time without an offset is taken as UTC."""
+    parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
-        from datetime import timezone
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed.timestamp()
 

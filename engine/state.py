@@ -27,9 +27,9 @@ replaced, never changed. A property test checks that apply never changes its inp
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from operator import attrgetter
-from typing import Any, Callable
+from typing import Any, Final
 
 import orjson
 
@@ -71,10 +71,11 @@ def bucket_add(buckets: list, day: int, amount: float) -> None:
 
 
 def window_sum(buckets: list, day: int, days: int) -> float:
-    """The sum of the ``days`` day buckets ending with ``day`` (inclusive)."""
+    """The sum of the ``days`` day buckets ending with ``day`` (inclusive), newest first."""
     since = day - days + 1
-    total = 0
-    for at, value in reversed(buckets):
+    total = 0.0
+    for index in range(len(buckets) - 1, -1, -1):
+        at, value = buckets[index]
         if at < since:
             break
         if at <= day:
@@ -82,50 +83,116 @@ def window_sum(buckets: list, day: int, days: int) -> float:
     return total
 
 
-@dataclass(slots=True)
+@dataclass(init=False, slots=True)
 class MemberState:
+    """The dataclass gives the field order (the serialised layout), equality and repr;
+    ``__init__`` is written out, with the defaults, because a generated one stays a Python
+    function when the engine is compiled, and a state is built on every event."""
+
     id: str
     brand: str
     joined: float
-    status: str = "active"
-    profile: dict = field(default_factory=dict)
-    consents: dict = field(default_factory=dict)
-    cards: list = field(default_factory=list)
-    channel: str | None = None
-    activated: bool = False
-    tier: str | None = None
-    tier_manual: str | None = None
-    tags: dict = field(default_factory=dict)          # field -> sorted list of tags
-    segments: list = field(default_factory=list)      # sorted segment ids
-    balance: int = 0
-    pending: list = field(default_factory=list)       # [unlock_at, points, kind, tx, event]
-    lots: list = field(default_factory=list)          # [expires_at, remaining], oldest first
-    streak_current: int = 0
-    streak_best: int = 0
-    streak_period: int | None = None                  # number of the last period with a visit
-    referrer: str | None = None
-    referred: int = 0
-    qualified: int = 0
-    qualified_members: list = field(default_factory=list)
-    qualify_sent: bool = False
-    executions: dict = field(default_factory=dict)    # scenario -> runs for this member
-    occurrences: dict = field(default_factory=dict)   # time trigger -> last occurrence key
-    exceeded: list = field(default_factory=list)      # balance_exceeded triggers passed
-    spend_total: float = 0.0
-    purchases_total: int = 0
-    points_earned_total: int = 0
-    spend_days: list = field(default_factory=list)    # [day, amount]
-    earned_days: list = field(default_factory=list)   # [day, points]
-    visit_days: list = field(default_factory=list)    # [day, visits]
-    transactions: dict = field(default_factory=dict)  # tx -> [time, amount, points, returned, reversed, pending]
-    orders: dict = field(default_factory=dict)        # order -> [reward, points, kind]
-    codes: list = field(default_factory=list)         # [pool, code, time], the latest 20
-    web: dict = field(default_factory=dict)           # web action -> count
-    last_activity: float | None = None
-    last_time: float | None = None
-    seen: str = "\n"                                 # "\nid\nid\n", newest last
-    due: list = field(default_factory=list)           # [time, kind], sorted
-    timers_for: str | None = None                     # Program.timer_signature of ``due``
+    status: str
+    profile: dict
+    consents: dict
+    cards: list
+    channel: str | None
+    activated: bool
+    tier: str | None
+    tier_manual: str | None
+    tags: dict                # field -> sorted list of tags
+    segments: list            # sorted segment ids
+    balance: int
+    pending: list             # [unlock_at, points, kind, tx, event]
+    lots: list                # [expires_at, remaining], oldest first
+    streak_current: int
+    streak_best: int
+    streak_period: int | None  # number of the last period with a visit
+    referrer: str | None
+    referred: int
+    qualified: int
+    qualified_members: list
+    qualify_sent: bool
+    executions: dict          # scenario -> runs for this member
+    occurrences: dict         # time trigger -> last occurrence key
+    exceeded: list            # balance_exceeded triggers passed
+    spend_total: float
+    purchases_total: int
+    points_earned_total: int
+    spend_days: list          # [day, amount]
+    earned_days: list         # [day, points]
+    visit_days: list          # [day, visits]
+    transactions: dict        # tx -> [time, amount, points, returned, reversed, pending]
+    orders: dict              # order -> [reward, points, kind]
+    codes: list               # [pool, code, time], the latest 20
+    web: dict                 # web action -> count
+    last_activity: float | None
+    last_time: float | None
+    seen: str                 # "\nid\nid\n", newest last
+    due: list                 # [time, kind], sorted
+    timers_for: str | None    # Program.timer_signature of ``due``
+
+    def __init__(self, id: str, brand: str, joined: float, status: str = "active",
+                 profile: dict | None = None, consents: dict | None = None,
+                 cards: list | None = None, channel: str | None = None,
+                 activated: bool = False, tier: str | None = None,
+                 tier_manual: str | None = None, tags: dict | None = None,
+                 segments: list | None = None, balance: int = 0, pending: list | None = None,
+                 lots: list | None = None, streak_current: int = 0, streak_best: int = 0,
+                 streak_period: int | None = None, referrer: str | None = None,
+                 referred: int = 0, qualified: int = 0, qualified_members: list | None = None,
+                 qualify_sent: bool = False, executions: dict | None = None,
+                 occurrences: dict | None = None, exceeded: list | None = None,
+                 spend_total: float = 0.0, purchases_total: int = 0,
+                 points_earned_total: int = 0, spend_days: list | None = None,
+                 earned_days: list | None = None, visit_days: list | None = None,
+                 transactions: dict | None = None, orders: dict | None = None,
+                 codes: list | None = None, web: dict | None = None,
+                 last_activity: float | None = None, last_time: float | None = None,
+                 seen: str = "\n", due: list | None = None,
+                 timers_for: str | None = None) -> None:
+        self.id = id
+        self.brand = brand
+        self.joined = joined
+        self.status = status
+        self.profile = {} if profile is None else profile
+        self.consents = {} if consents is None else consents
+        self.cards = [] if cards is None else cards
+        self.channel = channel
+        self.activated = activated
+        self.tier = tier
+        self.tier_manual = tier_manual
+        self.tags = {} if tags is None else tags
+        self.segments = [] if segments is None else segments
+        self.balance = balance
+        self.pending = [] if pending is None else pending
+        self.lots = [] if lots is None else lots
+        self.streak_current = streak_current
+        self.streak_best = streak_best
+        self.streak_period = streak_period
+        self.referrer = referrer
+        self.referred = referred
+        self.qualified = qualified
+        self.qualified_members = [] if qualified_members is None else qualified_members
+        self.qualify_sent = qualify_sent
+        self.executions = {} if executions is None else executions
+        self.occurrences = {} if occurrences is None else occurrences
+        self.exceeded = [] if exceeded is None else exceeded
+        self.spend_total = spend_total
+        self.purchases_total = purchases_total
+        self.points_earned_total = points_earned_total
+        self.spend_days = [] if spend_days is None else spend_days
+        self.earned_days = [] if earned_days is None else earned_days
+        self.visit_days = [] if visit_days is None else visit_days
+        self.transactions = {} if transactions is None else transactions
+        self.orders = {} if orders is None else orders
+        self.codes = [] if codes is None else codes
+        self.web = {} if web is None else web
+        self.last_activity = last_activity
+        self.last_time = last_time
+        self.seen = seen
+        self.due = [] if due is None else due
+        self.timers_for = timers_for
 
     def to_bytes(self) -> bytes:
         """The field values as a JSON list in declaration order (positional, which is several
@@ -182,45 +249,22 @@ _dumps = orjson.dumps
 _loads = orjson.loads
 
 
-def _rolling(buckets: str, days: int):
-    return lambda s, at: window_sum(getattr(s, buckets), day_number(at), days)
-
-
-#: Facts that are a state attribute as it is (segment rules read them with ``attrgetter``).
-ATTRIBUTES = {"balance": "balance", "tier": "tier", "brand": "brand", "status": "status",
-              "spend_total": "spend_total", "purchases_total": "purchases_total",
-              "points_earned_total": "points_earned_total", "streak": "streak_current"}
-
-
-def _attribute(name: str):
-    get = attrgetter(name)
-    return lambda s, at: get(s)
-
-
-#: How each plain fact is read from a state at a time (segment rules and tier metrics).
-FACTS = {
-    **{fact: _attribute(name) for fact, name in ATTRIBUTES.items()},
-    "pending": lambda s, at: s.pending_points,
-    "spend_30d": _rolling("spend_days", 30),
-    "spend_365d": _rolling("spend_days", 365),
-    "points_earned_365d": _rolling("earned_days", 365),
-    "visits_30d": _rolling("visit_days", 30),
-    "days_since_activity": lambda s, at: (None if s.last_activity is None
-                                          else int(max(0.0, at - s.last_activity) // DAY)),
-}
-
-
-def reader(name: str) -> Callable[[MemberState, float], Any]:
-    """How a segment rule reads a field (``tags.x``, ``profile.x``, ``consents.x`` or a plain
-    fact) from a state at a time."""
-    plain = FACTS.get(name)
-    if plain is not None:
-        return plain
-    prefix, _, key = name.partition(".")
-    if prefix == "tags":
-        return lambda s, at: s.tags.get(key, [])
-    if prefix == "profile":
-        return lambda s, at: s.profile.get(key)
-    if prefix == "consents":
-        return lambda s, at: s.consents.get(key, "undetermined")
-    raise ValueError(f"unknown field {name!r}")
+#: Facts an event can change, one bit each in ``Context.dirty`` (an int: cheaper to mark, test
+#: and clear per event than a set of names). Facts that change with time alone need none: their
+#: segments are evaluated on every event. A profile, tag or consent field that some segment reads
+#: gets a bit of its own from the program (``Program.field_bits``).
+BALANCE: Final = 1
+TIER: Final = 2
+BRAND: Final = 4
+STATUS: Final = 8
+SPEND_TOTAL: Final = 16
+PURCHASES_TOTAL: Final = 32
+POINTS_EARNED_TOTAL: Final = 64
+STREAK: Final = 128
+PENDING: Final = 256
+FACT_BITS: Final = {"balance": BALANCE, "tier": TIER, "brand": BRAND, "status": STATUS,
+                    "spend_total": SPEND_TOTAL, "purchases_total": PURCHASES_TOTAL,
+                    "points_earned_total": POINTS_EARNED_TOTAL, "streak": STREAK,
+                    "pending": PENDING}
+#: The first bit the program gives to profile, tag and consent fields.
+FIELD_BITS_FROM: Final = 512

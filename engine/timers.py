@@ -19,7 +19,9 @@ trigger's hour in the program's time zone.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from typing import Final
+from zoneinfo import ZoneInfo
 
 from engine.context import Context
 from engine.points import expire_lots, unlock_pending
@@ -28,6 +30,8 @@ from engine.scenarios import fire
 from engine.state import DAY, MemberState, day_number
 
 ROLLING_METRICS = ("spend_365d", "points_earned_365d")
+UTC: Final = ZoneInfo("UTC")
+EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
 
 
 def _birthday(profile: dict) -> tuple[int, int] | None:
@@ -78,9 +82,9 @@ def date_due(state: MemberState, trigger: Trigger, zone, after: float) -> tuple[
     params = trigger.params
     fired = state.occurrences.get(trigger.id)
     if "at" in params:
-        when = datetime.fromisoformat(params["at"]).timestamp()
-        if fired is None and when >= max(state.joined, after - DAY):
-            return when, "once"
+        once = datetime.fromisoformat(params["at"]).timestamp()
+        if fired is None and once >= max(state.joined, after - DAY):
+            return once, "once"
         return None
     hour = int(params.get("hour", 9))
     local = _local(max(after - DAY, state.joined), zone)
@@ -89,7 +93,7 @@ def date_due(state: MemberState, trigger: Trigger, zone, after: float) -> tuple[
         month = (local.month - 1 + offset) % 12 + 1
         if month not in params["months"]:
             continue
-        when = _at(zone, year, month, params["day"], hour)
+        when = _at(zone, year, month, int(params["day"]), hour)
         key = f"{year}-{month:02d}"
         if when is not None and when >= state.joined and (fired is None or key > fired):
             return when, key
@@ -159,8 +163,11 @@ def on_timer(ctx: Context) -> None:
                 fire(ctx, trigger.id)
 
 
-def period_index(epoch: float, period: str, zone) -> int:
-    """Consecutive periods get consecutive numbers (day, ISO week or month, local time)."""
+def period_index(epoch: float, period: str, zone: ZoneInfo) -> int:
+    """Consecutive periods get consecutive numbers (day, ISO week or month, local time): a
+    day's is its ordinal, counted without a datetime in UTC (``ZoneInfo`` keeps one per key)."""
+    if period == "day" and zone is UTC:
+        return int(epoch // DAY) + EPOCH_ORDINAL
     local = datetime.fromtimestamp(epoch, zone).date()
     if period == "week":
         return (local - timedelta(days=local.weekday())).toordinal() // 7

@@ -43,7 +43,7 @@ def test_segment_rules_cover_every_operator_on_member_facts():
                         consents={"email": "granted"})
 
     def holds(rule):
-        return compile_rule(rule)[0](state, 0.0)
+        return compile_rule(rule)[0].holds(state, 0.0)
     assert holds({"field": "balance", "op": ">=", "value": 120})
     assert not holds({"field": "balance", "op": ">", "value": 120})
     assert holds({"field": "tier", "op": "in", "value": ["gold", "silver"]})

@@ -3,29 +3,41 @@ due times that are recomputed only when something they depend on changes."""
 
 from __future__ import annotations
 
+import ast
 from dataclasses import fields
 
+from engine import SOURCES
 from engine.effects import TimersChanged
 from engine.state import (COPIED, HISTORY_DAYS, MAX_TRANSACTIONS, SEEN_CHARS, MemberState,
                           bucket_add, window_sum)
 from tests.engine.driver import World
 
 
+def _declared_types() -> dict[str, str]:
+    """The fields' types as written in engine/state.py (compiled, the class keeps only
+    ``type`` for an optional one)."""
+    module = ast.parse((SOURCES / "state.py").read_text())
+    body = next(node for node in module.body
+                if isinstance(node, ast.ClassDef) and node.name == "MemberState").body
+    return {node.target.id: ast.unparse(node.annotation) for node in body
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)}
+
+
 def _distinct_state() -> MemberState:
     """A state whose every field holds a value different from every other field's."""
-    values = {}
+    values: dict = {}
+    declared = _declared_types()
     for number, item in enumerate(fields(MemberState)):
-        default = MemberState.__dataclass_fields__[item.name]
-        factory = default.default_factory
-        if factory is dict:
+        kind = declared[item.name]
+        if kind == "dict":
             values[item.name] = {f"k{number}": number}
-        elif factory is list:
+        elif kind == "list":
             values[item.name] = [number]
         elif item.name == "seen":
             values[item.name] = f"\nid{number}\n"
-        elif item.type in ("float", "float | None", "int", "int | None"):
-            values[item.name] = number + 0.5 if "float" in item.type else number
-        elif item.type == "bool":
+        elif kind in ("float", "float | None", "int", "int | None"):
+            values[item.name] = number + 0.5 if "float" in kind else number
+        elif kind == "bool":
             values[item.name] = True
         else:
             values[item.name] = f"v{number}"
