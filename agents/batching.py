@@ -163,12 +163,7 @@ class BatchDrainMixin:
         record again: at least once). faust commits up to the first offset not acknowledged."""
         if self.app.consumer_generation_id != generation or tp not in self.assignment():
             return
-        committed = self._committed_offset[tp]
-        index = self._acked_index[tp]
-        if (committed is None or offset >= committed) and offset not in index:
-            index.add(offset)
-            self._acked[tp].append(offset)
-            self._n_acked += 1
+        self._mark_acked(tp, offset, offset)
 
     @staticmethod
     def _to_batch_record(record) -> BatchRecord:
@@ -194,10 +189,15 @@ class BatchDrainMixin:
     def _ack_offsets(self, tp: TP, first: int, last: int) -> None:
         """What ``Consumer.ack`` does per message, for a contiguous run of offsets (a gap in
         the log — compaction, transaction markers — needs no ack of its own)."""
-        committed = self._committed_offset[tp]
         read = self._read_offset[tp]
         if read is not None and read + 1 < first:
             first = read + 1
+        self._mark_acked(tp, first, last)
+
+    def _mark_acked(self, tp: TP, first: int, last: int) -> None:
+        """Record offsets ``first..last`` acknowledged (those at or past the committed offset
+        and not yet acknowledged), for faust's commit loop."""
+        committed = self._committed_offset[tp]
         if committed is not None:
             first = max(first, committed)
         index = self._acked_index[tp]

@@ -1,7 +1,8 @@
 """``kafka://``: faust's aiokafka transport with the batch path (agents/batching.py).
 
-Only the consumer's drain loop changes (and what a batch handler is given for a record); connection handling, the consumer thread, group
-membership, the rebalance listener and the producer are faust's own.
+Only the consumer's drain loop changes (and what a batch handler is given for a record);
+connection handling, the consumer thread, group membership, the rebalance listener and the
+producer are faust's own.
 """
 
 from __future__ import annotations

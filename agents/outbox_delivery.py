@@ -542,10 +542,8 @@ class OutboxBatches:
     network. (On faust's per-record path, 16 actors each waited a loop turn for their status
     event per record; their queue filled and stopped every partition's fetch.)"""
 
-    def __init__(self, app, topic, delivery: OutboxDelivery,
-                 in_flight: int = OUTBOX_IN_FLIGHT) -> None:
+    def __init__(self, app, delivery: OutboxDelivery, in_flight: int = OUTBOX_IN_FLIGHT) -> None:
         self.app = app
-        self.topic = topic
         self.delivery = delivery
         self._slots = asyncio.Semaphore(in_flight)
         self._in_flight: set[asyncio.Task] = set()
@@ -601,7 +599,7 @@ def register(app, settings_like: Any = None, *, outbox_topic=None, events_topic=
                               record_status=record_status, clock=now)
     if not settings.webhook_secret:
         logger.warning("TILLSTREAM_WEBHOOK_SECRET is not set: webhooks are sent unsigned")
-    batches = OutboxBatches(app, outbox, delivery)
+    batches = OutboxBatches(app, delivery)
 
     async def close_session(_sender: Any = None, **_kwargs: Any) -> None:
         await batches.drain()

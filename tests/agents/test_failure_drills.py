@@ -77,11 +77,12 @@ def assert_exact(client: LoyaltyClient, expected: dict) -> None:
         assert got == ledger, member
 
 
-def test_kill_9_in_the_middle_of_10000_purchases(worker_factory, mode, request):
+def started_with(worker_factory, mode, request, purchases: int):
+    """A configured worker fed the joins and ``purchases`` purchases; (worker, client, events)."""
     worker = worker_factory(mode).start()
     client = LoyaltyClient(worker)
     client.configure(program=PROGRAM, scenarios=SCENARIOS)
-    events = workload(10_000)
+    events = workload(purchases)
     if mode == "kafka":
         # Tills write to the topic themselves; through the API, ingestion on tansu (one record
         # per produce batch) competes with the worker's own changelog writes.
@@ -89,6 +90,11 @@ def test_kill_9_in_the_middle_of_10000_purchases(worker_factory, mode, request):
                        f"{worker.env['TILLSTREAM_APP_ID']}-events", events)
     else:
         client.send_many(events)
+    return worker, client, events
+
+
+def test_kill_9_in_the_middle_of_10000_purchases(worker_factory, mode, request):
+    worker, client, events = started_with(worker_factory, mode, request, 10_000)
     wait_until(lambda: worker.get(f"/v1/members/M-{MEMBERS - 1}")[0] == 200, 180,
                message="processing to start")
     worker.kill()
@@ -103,15 +109,7 @@ def test_a_worker_that_lost_its_disk_rebuilds_every_member_from_the_changelog(
         worker_factory, mode, request):
     """Recovery (tables/changelog_restore.py) restores the tables a fetched batch at a time;
     the worker is ready only when every member, ledger page and list is back."""
-    worker = worker_factory(mode).start()
-    client = LoyaltyClient(worker)
-    client.configure(program=PROGRAM, scenarios=SCENARIOS)
-    events = workload(2_000)
-    if mode == "kafka":
-        produce_events(request.getfixturevalue("tansu").bootstrap,
-                       f"{worker.env['TILLSTREAM_APP_ID']}-events", events)
-    else:
-        client.send_many(events)
+    worker, client, events = started_with(worker_factory, mode, request, 2_000)
     expected = clean_replay(events)
     wait_until(lambda: matches(client, expected), 300, interval=1.0, message="processing")
     worker.stop()

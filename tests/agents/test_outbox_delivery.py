@@ -373,7 +373,7 @@ async def test_a_batch_returns_at_once_and_each_record_is_acked_when_delivered(
         receivers, make_delivery, sink):
     receiver = await receivers("hang")
     app = type("App", (), {"consumer": Consumer(), "consumer_generation_id": 7})()
-    batches = OutboxBatches(app, None, make_delivery(concurrency=1))
+    batches = OutboxBatches(app, make_delivery(concurrency=1))
     records = [Record(orjson.dumps(webhook(receiver.url(), "wh-0")), 10),
                Record(orjson.dumps(message("msg-1")), 11)]
     await asyncio.wait_for(batches.handle(("outbox", 0), records), 1)
