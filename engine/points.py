@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from engine.context import Context, round_points
 from engine.state import (DAY, HISTORY_DAYS, MAX_TRANSACTIONS, PENDING, POINTS_EARNED_TOTAL,
-                          PURCHASES_TOTAL, SPEND_TOTAL, bucket_add, day_number)
+                          PURCHASES_TOTAL, SPEND_TOTAL, bucket_add, day_number,
+                          transaction_fields, transaction_record, transaction_time)
 
 
 def purchase_rate(ctx: Context) -> float:
@@ -60,18 +61,24 @@ def credit(ctx: Context, kind: str, points: int, scenario: str | None = None,
 
 
 def add_lot(ctx: Context, expires_at: float, points: int) -> None:
-    """Lots are kept oldest first, one per expiry day."""
+    """Lots are kept flat (``expires_at, remaining, ...``), oldest first, one per expiry day."""
     lots = _lots(ctx)
-    if lots and lots[-1][0] == expires_at:
-        lots[-1] = [expires_at, lots[-1][1] + points]
-    elif not lots or lots[-1][0] < expires_at:
-        lots.append([expires_at, points])
-        if len(lots) == 1:
+    if not lots or lots[-2] < expires_at:
+        lots.append(expires_at)
+        lots.append(points)
+        if len(lots) == 2:
             ctx.timers_dirty = True
+    elif lots[-2] == expires_at:
+        lots[-1] += points
     else:
-        lots.append([expires_at, points])
-        lots.sort(key=lambda lot: lot[0])
-        ctx.timers_dirty = True
+        index = 0
+        while lots[index] < expires_at:
+            index += 2
+        if lots[index] == expires_at:
+            lots[index + 1] += points
+        else:
+            lots[index:index] = [expires_at, points]
+            ctx.timers_dirty = True
 
 
 def debit(ctx: Context, kind: str, points: int, scenario: str | None = None) -> int:
@@ -91,12 +98,12 @@ def consume_lots(ctx: Context, points: int) -> None:
         return
     lots = _lots(ctx)
     while points > 0 and lots:
-        expires_at, remaining = lots[0]
+        remaining = lots[1]
         if remaining > points:
-            lots[0] = [expires_at, remaining - points]
+            lots[1] = remaining - points
             return
         points -= remaining
-        lots.pop(0)
+        del lots[:2]
         ctx.timers_dirty = True
 
 
@@ -135,7 +142,10 @@ def unlock_pending(ctx: Context) -> None:
             ctx.earned(points)
             record = ctx.state.transactions.get(tx)
             if record is not None:
-                _transactions(ctx)[tx] = [*record[:5], False]
+                bought_at, bought, earned, returned, reversed_points, _ = \
+                    transaction_fields(record)
+                _transactions(ctx)[tx] = transaction_record(bought_at, bought, earned, returned,
+                                                            reversed_points, False)
         else:
             keep.append(entry)
     if len(keep) != len(ctx.state.pending):
@@ -146,12 +156,13 @@ def unlock_pending(ctx: Context) -> None:
 
 def expire_lots(ctx: Context) -> None:
     """Write ``expire`` entries for lots past their date, oldest first."""
-    if not ctx.state.lots or ctx.state.lots[0][0] > ctx.at:
+    if not ctx.state.lots or ctx.state.lots[0] > ctx.at:
         return
     lots = _lots(ctx)
-    while lots and lots[0][0] <= ctx.at:
+    while lots and lots[0] <= ctx.at:
         ctx.timers_dirty = True
-        _, remaining = lots.pop(0)
+        remaining = lots[1]
+        del lots[:2]
         taken = min(remaining, ctx.state.balance)
         if taken > 0:
             ctx.post("expire", -taken)
@@ -168,13 +179,14 @@ def record_purchase(ctx: Context, tx: str, amount: float, points: int) -> None:
         days = state.spend_days = days.copy()
     bucket_add(days, ctx.day, amount)
     transactions = _transactions(ctx)
-    transactions[tx] = [ctx.at, amount, max(points, 0), 0.0, 0, bool(ctx.settings.pending_days)]
+    transactions[tx] = transaction_record(ctx.at, amount, max(points, 0), 0.0, 0,
+                                          bool(ctx.settings.pending_days))
     if len(transactions) > MAX_TRANSACTIONS:
         del transactions[next(iter(transactions))]
-    oldest = next(iter(transactions.values()))
-    if oldest[0] < ctx.at - HISTORY_DAYS * DAY:
-        horizon = ctx.at - HISTORY_DAYS * DAY
-        state.transactions = {t: r for t, r in transactions.items() if r[0] >= horizon}
+    horizon = ctx.at - HISTORY_DAYS * DAY
+    if transaction_time(next(iter(transactions.values()))) < horizon:
+        state.transactions = {t: r for t, r in transactions.items()
+                              if transaction_time(r) >= horizon}
     ctx.dirty |= SPEND_TOTAL | PURCHASES_TOTAL
 
 
@@ -188,7 +200,7 @@ def reverse_return(ctx: Context, tx: str, amount: float) -> None:
                                                        f"purchases of the last {HISTORY_DAYS} "
                                                        f"days"}])
         return
-    bought_at, bought, points, returned, reversed_points, pending = record
+    bought_at, bought, points, returned, reversed_points, pending = transaction_fields(record)
     if amount > bought - returned + 1e-9:
         ctx.reject("invalid_return", [{"field": "data.amount",
                                        "problem": f"returns {amount} but only "
@@ -200,8 +212,11 @@ def reverse_return(ctx: Context, tx: str, amount: float) -> None:
     to_reverse = max(0, min(points, target) - reversed_points)
     state.spend_total -= amount
     bought_day = day_number(bought_at)
-    state.spend_days = [[day, max(0.0, value - amount) if day == bought_day else value]
-                        for day, value in state.spend_days]
+    days = state.spend_days.copy()
+    for index in range(0, len(days), 2):
+        if days[index] == bought_day:
+            days[index + 1] = max(0.0, days[index + 1] - amount)
+    state.spend_days = days
     ctx.dirty |= SPEND_TOTAL
     if pending:
         remaining = to_reverse
@@ -221,8 +236,8 @@ def reverse_return(ctx: Context, tx: str, amount: float) -> None:
         if taken:
             state.points_earned_total = max(0, state.points_earned_total - taken)
             ctx.dirty |= POINTS_EARNED_TOTAL
-    _transactions(ctx)[tx] = [bought_at, bought, points, returned, reversed_points + to_reverse,
-                              pending]
+    _transactions(ctx)[tx] = transaction_record(bought_at, bought, points, returned,
+                                                reversed_points + to_reverse, pending)
 
 
 def standard_bonus(ctx: Context, points: int, tx: str | None, scenario: str) -> None:
@@ -233,9 +248,10 @@ def standard_bonus(ctx: Context, points: int, tx: str | None, scenario: str) -> 
     if tx is not None:
         record = ctx.state.transactions.get(tx)
         if record is not None:
-            bought_at, bought, earned, returned, reversed_points, pending = record
-            _transactions(ctx)[tx] = [bought_at, bought, earned + points, returned,
-                                      reversed_points, pending]
+            bought_at, bought, earned, returned, reversed_points, pending = \
+                transaction_fields(record)
+            _transactions(ctx)[tx] = transaction_record(bought_at, bought, earned + points,
+                                                        returned, reversed_points, pending)
             if pending:
                 hold(ctx, points, "bonus", tx)
                 return

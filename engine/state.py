@@ -7,7 +7,10 @@ event:
   oldest first, pruned beyond :data:`HISTORY_DAYS`;
 - expiry lots are merged per expiry day, so there is at most one lot per day;
 - transactions kept for returns are those of the last :data:`HISTORY_DAYS` days, at most
-  :data:`MAX_TRANSACTIONS` (the newest); a return of an older one is refused;
+  :data:`MAX_TRANSACTIONS` (the newest); a return of an older one is refused. Each is one
+  string (:func:`transaction_record`): a dict of strings is not tracked by Python's cyclic
+  collector and decodes from JSON without a list and six numbers per purchase, and only returns
+  and bonuses read a record back;
 - idempotency: the ids of the member's most recent applied events, newline-separated in one
   string of at most :data:`SEEN_CHARS` characters (≈ 100 ids of 20 characters; never fewer
   than 10, ids being at most 200). One string is cheap to test, extend and serialise. A replay
@@ -49,38 +52,68 @@ def day_number(epoch: float) -> int:
 
 
 def bucket_add(buckets: list, day: int, amount: float) -> None:
-    """Add to a day bucket (appending is the common case: events arrive in time order) and
-    drop buckets older than :data:`HISTORY_DAYS` before ``day``."""
-    if buckets:
-        last = buckets[-1]
-        if last[0] == day:
-            buckets[-1] = [day, last[1] + amount]
+    """Add to a flat list of day buckets ``[day, amount, day, amount, ...]``, oldest first
+    (appending is the common case: events arrive in time order), and drop the days older than
+    :data:`HISTORY_DAYS` before ``day``."""
+    end = len(buckets)
+    if end:
+        last = buckets[end - 2]
+        if last == day:
+            buckets[end - 1] += amount
             return
-        if last[0] > day:
-            for index, (at, value) in enumerate(buckets):
+        if last > day:
+            for index in range(0, end, 2):
+                at = buckets[index]
                 if at == day:
-                    buckets[index] = [day, value + amount]
+                    buckets[index + 1] += amount
                     return
                 if at > day:
-                    buckets.insert(index, [day, amount])
+                    buckets[index:index] = [day, amount]
                     return
-    buckets.append([day, amount])
+    buckets.append(day)
+    buckets.append(amount)
     horizon = day - HISTORY_DAYS
-    if buckets[0][0] < horizon:
-        buckets[:] = [b for b in buckets if b[0] >= horizon]
+    if buckets[0] < horizon:
+        start = 0
+        while buckets[start] < horizon:
+            start += 2
+        del buckets[:start]
 
 
 def window_sum(buckets: list, day: int, days: int) -> float:
     """The sum of the ``days`` day buckets ending with ``day`` (inclusive), newest first."""
     since = day - days + 1
     total = 0.0
-    for index in range(len(buckets) - 1, -1, -1):
-        at, value = buckets[index]
+    index = len(buckets) - 2
+    while index >= 0:
+        at = buckets[index]
         if at < since:
             break
         if at <= day:
-            total += value
+            total += buckets[index + 1]
+        index -= 2
     return total
+
+
+def transaction_record(at: float, amount: float, points: int, returned: float,
+                       reversed_points: int, pending: bool) -> str:
+    """A purchase kept for returns: its time, amount, the standard points it earned (bonus
+    included), the amount returned so far, the points reversed so far, and whether its points
+    still wait in the returns window — as a JSON array in a string (orjson writes floats
+    several times faster than ``repr``)."""
+    return _dumps((at, amount, points, returned, reversed_points, pending)).decode()
+
+
+def transaction_fields(record: str) -> tuple[float, float, int, float, int, bool]:
+    """The fields of :func:`transaction_record`."""
+    at, amount, points, returned, reversed_points, pending = _loads(record)
+    return float(at), float(amount), points, float(returned), reversed_points, pending
+
+
+def transaction_time(record: str) -> float:
+    """The time of a :func:`transaction_record`, read without the other fields (every purchase
+    checks the oldest one against the history)."""
+    return float(record[1:record.index(",")])
 
 
 @dataclass(init=False, slots=True)
@@ -104,7 +137,7 @@ class MemberState:
     segments: list            # sorted segment ids
     balance: int
     pending: list             # [unlock_at, points, kind, tx, event]
-    lots: list                # [expires_at, remaining], oldest first
+    lots: list                # flat: expires_at, remaining, ...; oldest first
     streak_current: int
     streak_best: int
     streak_period: int | None  # number of the last period with a visit
@@ -119,10 +152,10 @@ class MemberState:
     spend_total: float
     purchases_total: int
     points_earned_total: int
-    spend_days: list          # [day, amount]
-    earned_days: list         # [day, points]
-    visit_days: list          # [day, visits]
-    transactions: dict        # tx -> [time, amount, points, returned, reversed, pending]
+    spend_days: list          # flat day buckets (bucket_add): day, amount, ...
+    earned_days: list         # day, points, ...
+    visit_days: list          # day, visits, ...
+    transactions: dict        # tx -> transaction_record(...)
     orders: dict              # order -> [reward, points, kind]
     codes: list               # [pool, code, time], the latest 20
     web: dict                 # web action -> count
@@ -131,6 +164,7 @@ class MemberState:
     seen: str                 # "\nid\nid\n", newest last
     due: list                 # [time, kind], sorted
     timers_for: str | None    # Program.timer_signature of ``due``
+    layout: int               # 2: flat lots and day buckets, kept purchases as strings
 
     def __init__(self, id: str, brand: str, joined: float, status: str = "active",
                  profile: dict | None = None, consents: dict | None = None,
@@ -150,7 +184,7 @@ class MemberState:
                  codes: list | None = None, web: dict | None = None,
                  last_activity: float | None = None, last_time: float | None = None,
                  seen: str = "\n", due: list | None = None,
-                 timers_for: str | None = None) -> None:
+                 timers_for: str | None = None, layout: int = 2) -> None:
         self.id = id
         self.brand = brand
         self.joined = joined
@@ -193,6 +227,7 @@ class MemberState:
         self.seen = seen
         self.due = [] if due is None else due
         self.timers_for = timers_for
+        self.layout = layout
 
     def to_bytes(self) -> bytes:
         """The field values as a JSON list in declaration order (positional, which is several
@@ -202,7 +237,10 @@ class MemberState:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "MemberState":
-        return cls(*_loads(raw))
+        values = _loads(raw)
+        if len(values) < FIELD_COUNT:
+            values = _upgraded(values)
+        return cls(*values)
 
     def clone(self) -> "MemberState":
         """A copy sharing every container with this one: apply copies a :data:`COPIED`
@@ -218,7 +256,7 @@ class MemberState:
             self.purchases_total, self.points_earned_total, self.spend_days,
             self.earned_days, self.visit_days, self.transactions,
             self.orders, self.codes, self.web, self.last_activity, self.last_time, self.seen,
-            self.due, self.timers_for)
+            self.due, self.timers_for, self.layout)
 
     @property
     def pending_points(self) -> int:
@@ -244,9 +282,28 @@ class MemberState:
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(MemberState))
+FIELD_COUNT: Final = len(_FIELD_NAMES)
 _values = attrgetter(*_FIELD_NAMES)
 _dumps = orjson.dumps
 _loads = orjson.loads
+
+
+def _upgraded(values: list) -> list:
+    """A state written before ``layout`` (2026-12-01), in the current layout: lots and day
+    buckets were lists of pairs, kept purchases lists of fields. (Fields added since then
+    take their defaults.)"""
+    if len(values) > _FIELD_NAMES.index("layout"):
+        return values
+    values = list(values)
+    for name in ("lots", "spend_days", "earned_days", "visit_days"):
+        index = _FIELD_NAMES.index(name)
+        if index < len(values):
+            values[index] = [item for pair in values[index] for item in pair]
+    index = _FIELD_NAMES.index("transactions")
+    if index < len(values):
+        values[index] = {tx: transaction_record(*record)
+                         for tx, record in values[index].items()}
+    return values
 
 
 #: Facts an event can change, one bit each in ``Context.dirty`` (an int: cheaper to mark, test

@@ -118,7 +118,7 @@ def next_due(ctx: Context) -> list[list]:
     if state.pending:
         due.add((min(e[0] for e in state.pending), "pending"))
     if state.lots:
-        due.add((state.lots[0][0], "expiry"))
+        due.add((state.lots[0], "expiry"))
     program, zone = ctx.program, ctx.settings.timezone
     for trigger in program.triggers_by_type.get("inactivity", ()):
         found = in_brand(trigger, state.brand) and inactivity_due(state, trigger)
@@ -137,7 +137,8 @@ def next_due(ctx: Context) -> list[list]:
         if tier is not None and tier.metric in ROLLING_METRICS:
             buckets = state.spend_days if tier.metric == "spend_365d" else state.earned_days
             since = day_number(ctx.at) - 364
-            first = next((day for day, value in buckets if value and day >= since), None)
+            first = next((buckets[index] for index in range(0, len(buckets), 2)
+                          if buckets[index + 1] and buckets[index] >= since), None)
             if first is not None:
                 due.add(((first + 365) * DAY, "downgrade"))
     return [[t, kind] for t, kind in sorted(due)]

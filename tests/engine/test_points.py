@@ -84,7 +84,7 @@ def test_points_expire_oldest_first_with_an_expire_entry_at_the_due_time():
     world.send("ola", "points.added", time="2026-03-01T00:00:00Z", points=50)
     world.send("ola", "points.added", time="2026-03-20T00:00:00Z", points=40)
     world.send("ola", "points.subtracted", time="2026-03-21T00:00:00Z", points=30)
-    assert world.state("ola").due[0] == [world.state("ola").lots[0][0], "expiry"]
+    assert world.state("ola").due[0] == [world.state("ola").lots[0], "expiry"]
     world.fire_timers("ola", until="2026-04-01T00:00:00Z")
     assert world.ledger("ola")[-1] == ("expire", -20)
     world.fire_timers("ola", until="2026-04-30T00:00:00Z")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 from dataclasses import fields
 
+import orjson
+
 from engine import SOURCES
 from engine.effects import TimersChanged
 from engine.state import (COPIED, HISTORY_DAYS, MAX_TRANSACTIONS, SEEN_CHARS, MemberState,
@@ -73,20 +75,41 @@ def test_a_clone_shares_its_containers_and_apply_copies_one_before_changing_it()
     assert all(getattr(after, name) is not getattr(before, name) for name in changed)
 
 
-def test_a_shorter_stored_list_loads_with_defaults_for_fields_added_since():
-    stored = MemberState(id="m", brand="b", joined=1.0).to_bytes()
-    shorter = stored[: stored.rindex(b",")] + b"]"
-    assert MemberState.from_bytes(shorter).timers_for is None
+def test_a_state_stored_in_the_first_layout_loads_upgraded_and_keeps_working():
+    """Before ``layout`` (2026-12-01) lots and day buckets were lists of pairs and kept
+    purchases lists of fields; such a state, shorter by the fields added since, loads in the
+    current layout with defaults for those fields."""
+    world = World({"expiry_days": 30})
+    world.join("ola")
+    world.send("ola", "purchase", time="2026-03-05T10:00:00Z", transaction="t1", amount=40.0)
+    world.send("ola", "visit", time="2026-03-06T10:00:00Z")
+    current = world.state("ola")
+    first_layout = orjson.loads(current.to_bytes())[:-2]       # without timers_for and layout
+    names = [f.name for f in fields(MemberState)]
+    for name in ("lots", "spend_days", "earned_days", "visit_days"):
+        flat = first_layout[names.index(name)]
+        first_layout[names.index(name)] = [flat[i:i + 2] for i in range(0, len(flat), 2)]
+    index = names.index("transactions")
+    first_layout[index] = {tx: orjson.loads(record)
+                           for tx, record in first_layout[index].items()}
+    assert first_layout[index]["t1"][1:] == [40.0, 40, 0.0, 0, False]
+    loaded = MemberState.from_bytes(orjson.dumps(first_layout))
+    assert loaded.lots == current.lots and loaded.spend_days == current.spend_days
+    assert loaded.transactions == current.transactions
+    assert (loaded.timers_for, loaded.layout) == (None, 2)
+    world.states["ola"] = loaded
+    world.send("ola", "return", time="2026-03-07T10:00:00Z", transaction="t1", amount=20.0)
+    assert world.ledger("ola")[-1] == ("reversal", -20)
 
 
 def test_day_buckets_add_up_stay_sorted_and_forget_days_beyond_the_history():
     buckets: list = []
     for day, amount in ((10, 1.0), (10, 2.0), (12, 5.0), (11, 4.0)):
         bucket_add(buckets, day, amount)
-    assert buckets == [[10, 3.0], [11, 4.0], [12, 5.0]]
+    assert buckets == [10, 3.0, 11, 4.0, 12, 5.0]
     assert window_sum(buckets, 12, 2) == 9.0
     bucket_add(buckets, 12 + HISTORY_DAYS, 1.0)
-    assert buckets == [[12, 5.0], [12 + HISTORY_DAYS, 1.0]]
+    assert buckets == [12, 5.0, 12 + HISTORY_DAYS, 1.0]
 
 
 def test_transactions_kept_for_returns_are_bounded():
@@ -101,12 +124,19 @@ def test_transactions_kept_for_returns_are_bounded():
     assert world.rejections("ola")[-1].reason == "unknown_transaction"
 
 
-def test_expiry_lots_are_merged_per_day():
+def test_expiry_lots_are_merged_per_day_and_kept_oldest_first():
     world = World({"expiry_days": 30})
     world.join("ola")
     for hour in ("08", "12", "18"):
         world.send("ola", "points.added", time=f"2026-03-05T{hour}:00:00Z", points=10)
-    assert world.state("ola").lots == [[world.state("ola").lots[0][0], 30]]
+    march_5 = world.state("ola").lots[0]
+    assert world.state("ola").lots == [march_5, 30]
+    world.send("ola", "points.added", time="2026-03-07T08:00:00Z", points=7)
+    world.send("ola", "points.added", time="2026-03-04T08:00:00Z", points=4)   # late
+    world.send("ola", "points.added", time="2026-03-05T20:00:00Z", points=5)   # late, same day
+    assert world.state("ola").lots == [march_5 - 86400, 4, march_5, 35, march_5 + 2 * 86400, 7]
+    world.send("ola", "points.subtracted", time="2026-03-08T08:00:00Z", points=20)
+    assert world.state("ola").lots == [march_5, 19, march_5 + 2 * 86400, 7]
 
 
 def test_the_idempotency_window_is_bounded_and_remembers_the_latest_ids():
