@@ -24,7 +24,8 @@ from engine.context import Context, round_points
 from engine.effects import Message, Rejection, TimersChanged
 from engine.events import Event
 from engine.program import Program, Segment, in_brand
-from engine.points import debit, purchase_rate, record_purchase, reverse_return, standard_earn
+from engine.points import (count_purchase, debit, keep_purchase, purchase_rate, reverse_return,
+                           standard_earn)
 from engine.scenarios import fire, fire_configured
 from engine.state import (BALANCE, BRAND, POINTS_EARNED_TOTAL, SEEN_CHARS, SPEND_TOTAL, STATUS,
                           STREAK, TIER, MemberState, bucket_add)
@@ -366,8 +367,9 @@ def _purchase(ctx: Context) -> None:
                                                          f"recorded for this member"}])
         return
     points = round_points(amount * purchase_rate(ctx), ctx.settings.rounding)
-    record_purchase(ctx, tx, amount, points)
+    count_purchase(ctx, amount)
     _standard_add(ctx, points, tx)
+    keep_purchase(ctx, tx, amount, points + ctx.purchase_bonus)
 
 
 def _return(ctx: Context) -> None:

@@ -29,7 +29,7 @@ class Context:
     __slots__ = ("state", "base", "event", "program", "settings", "now", "at", "day", "effects",
                  "dirty",
                  "timers_dirty", "rejected", "ledger_seq", "message_seq", "execution_seq",
-                 "send_seq")
+                 "send_seq", "purchase_bonus")
 
     def __init__(self, state: MemberState, base: MemberState, event: Event, program: Program,
                  settings: Settings, now: float) -> None:
@@ -49,6 +49,7 @@ class Context:
         self.message_seq = 0
         self.execution_seq = 0
         self.send_seq = 0
+        self.purchase_bonus = 0               # multiplier bonus on the event's purchase
 
     def next_id(self, prefix: str) -> str:
         if prefix == "L":

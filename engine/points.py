@@ -168,9 +168,7 @@ def expire_lots(ctx: Context) -> None:
             ctx.post("expire", -taken)
 
 
-def record_purchase(ctx: Context, tx: str, amount: float, points: int) -> None:
-    """Count the purchase and keep its record for returns, with the standard ``points`` it
-    earns."""
+def count_purchase(ctx: Context, amount: float) -> None:
     state = ctx.state
     state.spend_total += amount
     state.purchases_total += 1
@@ -178,6 +176,13 @@ def record_purchase(ctx: Context, tx: str, amount: float, points: int) -> None:
     if days is ctx.base.spend_days:
         days = state.spend_days = days.copy()
     bucket_add(days, ctx.day, amount)
+    ctx.dirty |= SPEND_TOTAL | PURCHASES_TOTAL
+
+
+def keep_purchase(ctx: Context, tx: str, amount: float, points: int) -> None:
+    """Keep the purchase's record for returns, with the standard ``points`` it earned (its
+    multiplier bonus included: written once, after the purchase's scenarios ran)."""
+    state = ctx.state
     transactions = _transactions(ctx)
     transactions[tx] = transaction_record(ctx.at, amount, max(points, 0), 0.0, 0,
                                           bool(ctx.settings.pending_days))
@@ -187,7 +192,6 @@ def record_purchase(ctx: Context, tx: str, amount: float, points: int) -> None:
     if transaction_time(next(iter(transactions.values()))) < horizon:
         state.transactions = {t: r for t, r in transactions.items()
                               if transaction_time(r) >= horizon}
-    ctx.dirty |= SPEND_TOTAL | PURCHASES_TOTAL
 
 
 def reverse_return(ctx: Context, tx: str, amount: float) -> None:
@@ -242,18 +246,13 @@ def reverse_return(ctx: Context, tx: str, amount: float) -> None:
 
 def standard_bonus(ctx: Context, points: int, tx: str | None, scenario: str) -> None:
     """The multiplier bonus on a standard addition: its own ``bonus`` entry right after the
-    base entry (held pending with it when the base is pending)."""
+    base entry (held pending with it when the base, a purchase's, is pending)."""
     if points <= 0:
         return
     if tx is not None:
-        record = ctx.state.transactions.get(tx)
-        if record is not None:
-            bought_at, bought, earned, returned, reversed_points, pending = \
-                transaction_fields(record)
-            _transactions(ctx)[tx] = transaction_record(bought_at, bought, earned + points,
-                                                        returned, reversed_points, pending)
-            if pending:
-                hold(ctx, points, "bonus", tx)
-                return
+        ctx.purchase_bonus += points
+        if ctx.settings.pending_days:
+            hold(ctx, points, "bonus", tx)
+            return
     credit(ctx, "bonus", points, scenario)
     ctx.earned(points)
