@@ -12,7 +12,7 @@ does not skew the figure. After the warm-up the heap is frozen (``gc.freeze``): 
 member's state held as objects, Python's full collections would otherwise rescan them all, a
 cost of this harness — the agent holds states as bytes — not of ``apply``. The states created
 while timing are not frozen, though: members joining and growing keep the collector running
-over them (about a quarter of the time), which is why the figure with the collector paused is
+over them (about a fifth of the time), which is why the figure with the collector paused is
 given too. ``apply`` itself leaves no cyclic garbage: the round-trip, whose states
 are bytes, runs no collection (the collections of each run are printed).
 
