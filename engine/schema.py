@@ -151,47 +151,92 @@ def _check(schema: dict, value: Any, path: str, problems: list[Problem]) -> None
 def compile_validator(schema: dict) -> Callable[[Any], bool]:
     """A predicate that answers what ``not check(schema, value)`` answers, without building
     paths or problems: the hot path (every event a worker reads) only needs the yes; a no is
-    followed by ``check`` for the full list of problems. Built once per schema, as closures."""
-    tests: list[Callable[[Any], bool]] = []
+    followed by ``check`` for the full list of problems. Built once per schema, as closures
+    specialised to the schema's one declared type when it has one (every field of an event
+    does), with plain loops: a generic closure with ``all(...)`` generators cost about 1 µs
+    per field."""
     expected = schema.get("type")
-    if expected is not None:
-        type_tests = [_TYPES[t] for t in (expected if isinstance(expected, list) else [expected])]
-        tests.append(type_tests[0] if len(type_tests) == 1
-                     else lambda v: any(test(v) for test in type_tests))
-    if "const" in schema:
-        const = schema["const"]
-        tests.append(lambda v: v == const)
-    if "enum" in schema:
-        enum = schema["enum"]
-        tests.append(lambda v: v in enum)
+    types = [] if expected is None else expected if isinstance(expected, list) else [expected]
     number = _number_tests(schema)
     string = _string_tests(schema)
     array = _array_test(schema)
     obj = _object_test(schema)
+    if len(types) == 1 and "const" not in schema and "enum" not in schema:
+        only = types[0]
+        if only == "string":
+            return _all_of(str, string)
+        if only == "object":
+            return _all_of(dict, [] if obj is None else [obj])
+        if only == "array":
+            return _all_of(list, [] if array is None else [array])
+        if only == "number":
+            return _number(number, integer=False)
+        if only == "integer":
+            return _number(number, integer=True)
+    type_tests = [_TYPES[t] for t in types]
+    const, has_const = schema.get("const"), "const" in schema
+    enum, has_enum = schema.get("enum"), "enum" in schema
 
     def valid(value: Any) -> bool:
+        if type_tests:
+            for test in type_tests:
+                if test(value):
+                    break
+            else:
+                return False
+        if has_const and value != const:
+            return False
+        if has_enum and value not in enum:
+            return False
+        if value is None:
+            return True
+        if isinstance(value, str):
+            tests = string
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            tests = number
+        elif isinstance(value, dict):
+            return obj is None or obj(value)
+        elif isinstance(value, list):
+            return array is None or array(value)
+        else:
+            return True
         for test in tests:
             if not test(value):
                 return False
-        if value is None:
-            return True
+        return True
+    return valid
+
+
+def _all_of(kind: type, tests: list[Callable[[Any], bool]]) -> Callable[[Any], bool]:
+    """A value of ``kind`` (or a subclass) passing every test."""
+    if not tests:
+        return lambda value: isinstance(value, kind)
+    if len(tests) == 1:
+        test = tests[0]
+        return lambda value: isinstance(value, kind) and test(value)
+
+    def valid(value: Any) -> bool:
+        if not isinstance(value, kind):
+            return False
+        for test in tests:
+            if not test(value):
+                return False
+        return True
+    return valid
+
+
+def _number(tests: list[Callable[[Any], bool]], integer: bool) -> Callable[[Any], bool]:
+    """A number (never a bool) passing every test; ``integer`` accepts integral floats too."""
+    def valid(value: Any) -> bool:
         kind = type(value)
-        if kind is str:
-            return all(test(value) for test in string)
-        if kind is int or kind is float:
-            return all(test(value) for test in number)
-        if kind is dict:
-            return obj is None or obj(value)
-        if kind is list:
-            return array is None or array(value)
-        if isinstance(value, str):
-            return all(test(value) for test in string)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return all(test(value) for test in number)
-        if isinstance(value, dict):
-            return obj is None or obj(value)
-        if isinstance(value, list):
-            return array is None or array(value)
+        if kind is not int and kind is not float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return False
+        if integer and isinstance(value, float) and not value.is_integer():
+            return False
+        for test in tests:
+            if not test(value):
+                return False
         return True
     return valid
 
@@ -212,15 +257,19 @@ def _number_tests(schema: dict) -> list[Callable[[Any], bool]]:
 
 def _string_tests(schema: dict) -> list[Callable[[Any], bool]]:
     tests: list[Callable[[Any], bool]] = []
-    if schema.get("minLength", 0):
-        shortest = schema["minLength"]
+    shortest, longest = schema.get("minLength", 0), schema.get("maxLength")
+    if longest is not None:
+        tests.append(lambda v: shortest <= len(v) <= longest)
+    elif shortest:
         tests.append(lambda v: len(v) >= shortest)
-    if "maxLength" in schema:
-        longest = schema["maxLength"]
-        tests.append(lambda v: len(v) <= longest)
     if "pattern" in schema:
         pattern = schema["pattern"]
-        tests.append(lambda v: _matches(pattern, v))
+        if pattern.startswith("^") and pattern.endswith("$"):   # as _matches reads it
+            whole = re.compile(pattern[1:-1]).fullmatch
+            tests.append(lambda v: whole(v) is not None)
+        else:
+            anywhere = re.compile(pattern).search
+            tests.append(lambda v: anywhere(v) is not None)
     if schema.get("format") == "date-time":
         tests.append(lambda v: parse_time(v) is not None)
     return tests
@@ -235,7 +284,11 @@ def _array_test(schema: dict) -> Callable[[list], bool] | None:
     def test(value: list) -> bool:
         if len(value) < fewest or (most is not None and len(value) > most):
             return False
-        return item is None or all(item(v) for v in value)
+        if item is not None:
+            for element in value:
+                if not item(element):
+                    return False
+        return True
     return test
 
 
