@@ -175,7 +175,8 @@ def compile_validator(schema: dict) -> Callable[[Any], bool]:
             return _number(number, integer=True)
     type_tests = [_TYPES[t] for t in types]
     const, has_const = schema.get("const"), "const" in schema
-    enum, has_enum = schema.get("enum"), "enum" in schema
+    enum: Any = schema.get("enum")
+    has_enum = "enum" in schema
 
     def valid(value: Any) -> bool:
         if type_tests:
