@@ -9,10 +9,14 @@ import asyncio
 class Outgoing:
     def __init__(self, producer) -> None:
         self._send = producer.send
+        self._send_soon = getattr(producer, "send_soon", None)  # the embedded log's
         self.futures: list = []
 
     async def send(self, topic: str, key: bytes | None, value: bytes) -> None:
-        self.futures.append(await self._send(topic, key, value, None, None, None))
+        if self._send_soon is not None:
+            self.futures.append(self._send_soon(topic, key, value))
+        else:
+            self.futures.append(await self._send(topic, key, value, None, None, None))
 
     async def wait(self) -> None:
         """Until every record sent so far is durable; raises the first failed send's error."""
