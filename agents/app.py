@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import faust
 
-from agents import (analytics, counter, embedded_transport, fanout, kafka_transport,
+from agents import (analytics, collector, counter, embedded_transport, fanout, kafka_transport,
                     member_agent, outbox_delivery, scenario_history, side_agents, timer_ticker)
 from agents.clock import Clock
 from agents.settings import Settings
@@ -44,6 +44,7 @@ def create_app(settings: Settings) -> faust.App:
     options.update(settings.faust_options)
     app = faust.App(settings.app_id, **options)
     app.tillstream_settings = settings
+    collector.register(app)
     if settings.pipeline == "minimal":
         counter.register(app)
         health.register(app)
