@@ -14,7 +14,8 @@ window is checked at the time of the event that triggers the scenario (time-base
 included).
 
 Birthdays are read from ``profile.birthday`` as ``YYYY-MM-DD`` or ``MM-DD`` and fire at the
-trigger's hour in the program's time zone.
+trigger's hour in the program's time zone; a one-off date trigger's ``at`` without an offset is
+a time in the program's time zone too (never the machine's).
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ def date_due(state: MemberState, trigger: Trigger, zone, after: float) -> tuple[
     params = trigger.params
     fired = state.occurrences.get(trigger.id)
     if "at" in params:
-        once = datetime.fromisoformat(params["at"]).timestamp()
+        at = datetime.fromisoformat(params["at"])
+        once = (at if at.tzinfo is not None else at.replace(tzinfo=zone)).timestamp()
         if fired is None and once >= max(state.joined, after - DAY):
             return once, "once"
         return None

@@ -7,6 +7,7 @@ import pytest
 from engine.events import EventError, event_json_schema, parse_event
 from engine.program import (compile_program, json_schema, validate_pool, validate_scenario,
                             validate_settings, validate_trigger)
+from engine.schema import parse_time
 from engine.side import apply_goal, apply_pool, apply_reward
 from tests.engine.driver import World
 
@@ -80,6 +81,22 @@ def test_a_yearly_date_trigger_runs_at_most_once_a_month():
     world.fire_timers("ola", until="2027-01-31T00:00:00Z")
     assert [e.time for e in world.executions("ola")] == [1768046400.0, 1770724800.0,
                                                           1799582400.0]
+
+
+def test_a_one_off_date_without_an_offset_is_a_time_in_the_programs_time_zone():
+    world = World({"timezone": "Europe/Warsaw"},
+                  triggers={"launch": {"type": "date", "at": "2026-06-01T09:00:00"},
+                            "utc": {"type": "date", "at": "2026-06-02T09:00:00Z"}},
+                  scenarios={"a": {"name": "A", "trigger": "launch",
+                                   "actions": [{"type": "points.add", "points": 1}]},
+                             "b": {"name": "B", "trigger": "utc",
+                                   "actions": [{"type": "points.add", "points": 2}]}})
+    world.join("ola", time="2026-05-01T00:00:00Z")
+    assert sorted(t for t, kind in world.state("ola").due if kind == "date")[0] == \
+        parse_time("2026-06-01T07:00:00Z")                  # 09:00 in Warsaw (CEST)
+    world.fire_timers("ola", until="2026-06-03T00:00:00Z")
+    assert [(e.scenario, e.time) for e in world.executions("ola")] == [
+        ("a", parse_time("2026-06-01T07:00:00Z")), ("b", parse_time("2026-06-02T09:00:00Z"))]
 
 
 def test_reward_stock_is_reserved_once_per_order_and_released_when_unpaid():
