@@ -269,9 +269,9 @@ class Producer(_TopicCreation, FaustProducer):
     async def send(self, topic: str, key: Optional[bytes], value: Optional[bytes],
                    partition: Optional[int], timestamp: Optional[float], headers: Any, *,
                    transactional_id: Optional[str] = None) -> asyncio.Future:
-        return self.send_soon(topic, key, value, partition, timestamp, headers)
+        return self.send_this_turn(topic, key, value, partition, timestamp, headers)
 
-    def send_soon(self, topic: str, key: Optional[bytes], value: Optional[bytes],
+    def send_this_turn(self, topic: str, key: Optional[bytes], value: Optional[bytes],
                   partition: Optional[int] = None, timestamp: Optional[float] = None,
                   headers: Any = None) -> asyncio.Future:
         """``send`` without a coroutine: the record joins this loop turn's write and the future

@@ -9,12 +9,12 @@ import asyncio
 class Outgoing:
     def __init__(self, producer) -> None:
         self._send = producer.send
-        self._send_soon = getattr(producer, "send_soon", None)  # the embedded log's
+        self._send_this_turn = getattr(producer, "send_this_turn", None)  # embedded mode only
         self.futures: list = []
 
     async def send(self, topic: str, key: bytes | None, value: bytes) -> None:
-        if self._send_soon is not None:
-            self.futures.append(self._send_soon(topic, key, value))
+        if self._send_this_turn is not None:
+            self.futures.append(self._send_this_turn(topic, key, value))
         else:
             self.futures.append(await self._send(topic, key, value, None, None, None))
 
