@@ -40,11 +40,15 @@ def join(path: str, key: str | int) -> str:
     return f"{path}.{key}" if path else key
 
 
-def parse_time(value: str) -> float | None:
-    """ISO-8601 to epoch seconds; a time without an offset is taken as UTC."""
+def parse_time(value: Any) -> float | None:
+    """ISO-8601 to epoch seconds, None for anything else (any JSON value may come in: compiled,
+    a ``str`` parameter would raise TypeError at the call); a time without an offset is taken
+    as UTC."""
+    if not isinstance(value, str):
+        return None
     try:
         return instant(value)
-    except (TypeError, ValueError):
+    except ValueError:
         return None
 
 

@@ -63,6 +63,16 @@ def test_settings_triggers_and_pools_are_validated():
     assert json_schema("triggers")["properties"]["type"]["enum"][0] == "on_demand"
 
 
+def test_a_scenario_window_that_is_not_a_time_is_a_problem_not_an_error():
+    """Found by the API fuzzer once validation was compiled: ``{"to": {}}`` reached
+    ``parse_time`` with a dict."""
+    scenario = {"name": "S", "trigger": "member.joined",
+                "actions": [{"type": "points.add", "points": 1}],
+                "window": {"from": "2000-01-01T00:00:00Z", "to": {}}}
+    assert fields(validate_scenario(scenario)) == ["window.to"]
+    assert parse_time({}) is None and parse_time(3) is None and parse_time("soon") is None
+
+
 def test_a_birthday_fires_at_the_configured_hour_once_a_year():
     world = World(triggers={"bday": {"type": "birthday", "hour": 8}},
                   scenarios={"gift": {"name": "Gift", "trigger": "bday",
