@@ -216,7 +216,8 @@ def validate_scenario(doc: Any, program: "Program | None" = None) -> list[Proble
     start, end = parse_time(window.get("from", "")), parse_time(window.get("to", ""))
     if start is not None and end is not None and end <= start:
         problems.append({"field": "window.to", "problem": "must be after window.from"})
-    for index, action in enumerate(doc.get("actions") or []):
+    actions = doc.get("actions")
+    for index, action in enumerate(actions if isinstance(actions, list) else []):
         if not isinstance(action, dict):
             continue
         path = join("actions", index)
@@ -232,7 +233,8 @@ def validate_scenario(doc: Any, program: "Program | None" = None) -> list[Proble
             problems.append({"field": "trigger", "problem": f"unknown trigger {trigger!r}: a "
                              f"system trigger, a configured trigger id or scenario:<id>"})
         for key, kind in (("tiers", "tiers"), ("segments", "segments")):
-            for index, value in enumerate(doc.get(key) or []):
+            listed = doc.get(key)       # not a list: already a problem of the schema's
+            for index, value in enumerate(listed if isinstance(listed, list) else []):
                 if isinstance(value, str) and value not in program.known(kind):
                     problems.append({"field": join(key, index),
                                      "problem": f"unknown {kind[:-1]} {value!r}"})

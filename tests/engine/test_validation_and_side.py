@@ -73,6 +73,14 @@ def test_a_scenario_window_that_is_not_a_time_is_a_problem_not_an_error():
     assert parse_time({}) is None and parse_time(3) is None and parse_time("soon") is None
 
 
+def test_scenario_lists_that_are_not_lists_are_problems_against_a_program_too():
+    """Found by the API fuzzer: ``"segments": 5.5e16`` with a program to check ids against."""
+    program = compile_program({})
+    scenario = {"name": "S", "trigger": "member.joined", "segments": 5.5e16, "tiers": 3,
+                "actions": 7}
+    assert fields(validate_scenario(scenario, program)) == ["actions", "segments", "tiers"]
+
+
 def test_a_birthday_fires_at_the_configured_hour_once_a_year():
     world = World(triggers={"bday": {"type": "birthday", "hour": 8}},
                   scenarios={"gift": {"name": "Gift", "trigger": "bday",
