@@ -174,7 +174,7 @@ def validate_settings(doc: Any) -> list[Problem]:
     if isinstance(zone, str) and zone:
         try:
             ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a directory
             problems.append({"field": "timezone", "problem": f"unknown time zone {zone!r}"})
     return problems
 

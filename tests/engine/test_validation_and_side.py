@@ -73,6 +73,11 @@ def test_a_scenario_window_that_is_not_a_time_is_a_problem_not_an_error():
     assert parse_time({}) is None and parse_time(3) is None and parse_time("soon") is None
 
 
+def test_a_time_zone_that_names_a_folder_or_is_too_long_is_a_problem():
+    for zone in ("Europe", "Europe/Warsaw/x", "a" * 300, "../x"):
+        assert fields(validate_settings({"timezone": zone})) == ["timezone"], zone
+
+
 def test_scenario_lists_that_are_not_lists_are_problems_against_a_program_too():
     """Found by the API fuzzer: ``"segments": 5.5e16`` with a program to check ids against."""
     program = compile_program({})
