@@ -272,8 +272,8 @@ class Producer(_TopicCreation, FaustProducer):
         return self.send_this_turn(topic, key, value, partition, timestamp, headers)
 
     def send_this_turn(self, topic: str, key: Optional[bytes], value: Optional[bytes],
-                  partition: Optional[int] = None, timestamp: Optional[float] = None,
-                  headers: Any = None) -> asyncio.Future:
+                       partition: Optional[int] = None, timestamp: Optional[float] = None,
+                       headers: Any = None) -> asyncio.Future:
         """``send`` without a coroutine: the record joins this loop turn's write and the future
         resolves with its metadata (``agents.outgoing.Outgoing`` sends effects this way)."""
         loop = asyncio.get_running_loop()

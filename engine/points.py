@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from engine.context import Context, round_points
 from engine.state import (DAY, HISTORY_DAYS, MAX_TRANSACTIONS, PENDING, POINTS_EARNED_TOTAL,
-                          PURCHASES_TOTAL, SPEND_TOTAL, bucket_add, day_number,
+                          PURCHASES_TOTAL, SPEND_TOTAL, bucket_add, day_number, pair_add,
                           transaction_fields, transaction_record, transaction_time)
 
 
@@ -61,24 +61,14 @@ def credit(ctx: Context, kind: str, points: int, scenario: str | None = None,
 
 
 def add_lot(ctx: Context, expires_at: float, points: int) -> None:
-    """Lots are kept flat (``expires_at, remaining, ...``), oldest first, one per expiry day."""
+    """Lots are kept flat (``expires_at, remaining, ...``), oldest first, one per expiry day
+    (:func:`engine.state.pair_add`); a new lot moves the expiry timer unless it comes last
+    after others."""
     lots = _lots(ctx)
-    if not lots or lots[-2] < expires_at:
-        lots.append(expires_at)
-        lots.append(points)
-        if len(lots) == 2:
-            ctx.timers_dirty = True
-    elif lots[-2] == expires_at:
-        lots[-1] += points
-    else:
-        index = 0
-        while lots[index] < expires_at:
-            index += 2
-        if lots[index] == expires_at:
-            lots[index + 1] += points
-        else:
-            lots[index:index] = [expires_at, points]
-            ctx.timers_dirty = True
+    before = len(lots)
+    index = pair_add(lots, expires_at, points)
+    if len(lots) > before and (before == 0 or index < before):
+        ctx.timers_dirty = True
 
 
 def debit(ctx: Context, kind: str, points: int, scenario: str | None = None) -> int:

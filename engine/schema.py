@@ -61,12 +61,14 @@ def instant(value: str) -> float:
     return parsed.timestamp()
 
 
-def _matches(pattern: str, value: str) -> bool:
+def _pattern_test(pattern: str) -> Callable[[str], bool]:
     """ECMA-style: an anchored ``^...$`` pattern matches the whole string (Python's ``$``
     would also accept a trailing newline)."""
     if pattern.startswith("^") and pattern.endswith("$"):
-        return re.fullmatch(pattern[1:-1], value) is not None
-    return re.search(pattern, value) is not None
+        whole = re.compile(pattern[1:-1]).fullmatch
+        return lambda value: whole(value) is not None
+    anywhere = re.compile(pattern).search
+    return lambda value: anywhere(value) is not None
 
 
 def check(schema: dict, value: Any, path: str = "") -> list[Problem]:
@@ -116,7 +118,7 @@ def _check(schema: dict, value: Any, path: str, problems: list[Problem]) -> None
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             problems.append({"field": where,
                              "problem": f"must have at most {schema['maxLength']} characters"})
-        if "pattern" in schema and not _matches(schema["pattern"], value):
+        if "pattern" in schema and not _pattern_test(schema["pattern"])(value):
             problems.append({"field": where, "problem": schema.get(
                 "x-pattern-problem", f"must match {schema['pattern']}")})
         if schema.get("format") == "date-time" and parse_time(value) is None:
@@ -205,10 +207,7 @@ def compile_validator(schema: dict) -> Callable[[Any], bool]:
             return array is None or array(value)
         else:
             return True
-        for test in tests:
-            if not test(value):
-                return False
-        return True
+        return _passes(tests, value)
     return valid
 
 
@@ -219,15 +218,7 @@ def _all_of(kind: type, tests: list[Callable[[Any], bool]]) -> Callable[[Any], b
     if len(tests) == 1:
         test = tests[0]
         return lambda value: isinstance(value, kind) and test(value)
-
-    def valid(value: Any) -> bool:
-        if not isinstance(value, kind):
-            return False
-        for test in tests:
-            if not test(value):
-                return False
-        return True
-    return valid
+    return lambda value: isinstance(value, kind) and _passes(tests, value)
 
 
 def _number(tests: list[Callable[[Any], bool]], integer: bool) -> Callable[[Any], bool]:
@@ -239,10 +230,7 @@ def _number(tests: list[Callable[[Any], bool]], integer: bool) -> Callable[[Any]
                 return False
         if integer and isinstance(value, float) and not value.is_integer():
             return False
-        for test in tests:
-            if not test(value):
-                return False
-        return True
+        return _passes(tests, value)
     return valid
 
 
@@ -268,13 +256,7 @@ def _string_tests(schema: dict) -> list[Callable[[Any], bool]]:
     elif shortest:
         tests.append(lambda v: len(v) >= shortest)
     if "pattern" in schema:
-        pattern = schema["pattern"]
-        if pattern.startswith("^") and pattern.endswith("$"):   # as _matches reads it
-            whole = re.compile(pattern[1:-1]).fullmatch
-            tests.append(lambda v: whole(v) is not None)
-        else:
-            anywhere = re.compile(pattern).search
-            tests.append(lambda v: anywhere(v) is not None)
+        tests.append(_pattern_test(schema["pattern"]))
     if schema.get("format") == "date-time":
         tests.append(lambda v: parse_time(v) is not None)
     return tests
@@ -295,6 +277,14 @@ def _array_test(schema: dict) -> Callable[[list], bool] | None:
                     return False
         return True
     return test
+
+
+def _passes(tests: list[Callable[[Any], bool]], value: Any) -> bool:
+    """Every test holds (a loop: an ``all(...)`` generator costs a frame per call)."""
+    for test in tests:
+        if not test(value):
+            return False
+    return True
 
 
 def _object_test(schema: dict) -> Callable[[dict], bool] | None:

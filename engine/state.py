@@ -51,27 +51,35 @@ def day_number(epoch: float) -> int:
     return int(epoch // DAY)
 
 
+def pair_add(pairs: list, key: int | float, amount: int | float) -> int:
+    """Add ``amount`` at ``key`` in a flat list of pairs ``[key, amount, key, amount, ...]``
+    kept in key order (appending is the common case: events arrive in time order), merging
+    into an equal key; returns the index of the key's pair. (``int | float``: compiled, a
+    ``float`` parameter would turn a lot's integer points into floats.)"""
+    end = len(pairs)
+    if not end or pairs[end - 2] < key:
+        pairs.append(key)
+        pairs.append(amount)
+        return end
+    if pairs[end - 2] == key:
+        pairs[end - 1] += amount
+        return end - 2
+    index = 0
+    while pairs[index] < key:
+        index += 2
+    if pairs[index] == key:
+        pairs[index + 1] += amount
+    else:
+        pairs[index:index] = [key, amount]
+    return index
+
+
 def bucket_add(buckets: list, day: int, amount: float) -> None:
     """Add to a flat list of day buckets ``[day, amount, day, amount, ...]``, oldest first
-    (appending is the common case: events arrive in time order), and drop the days older than
-    :data:`HISTORY_DAYS` before ``day``."""
-    end = len(buckets)
-    if end:
-        last = buckets[end - 2]
-        if last == day:
-            buckets[end - 1] += amount
-            return
-        if last > day:
-            for index in range(0, end, 2):
-                at = buckets[index]
-                if at == day:
-                    buckets[index + 1] += amount
-                    return
-                if at > day:
-                    buckets[index:index] = [day, amount]
-                    return
-    buckets.append(day)
-    buckets.append(amount)
+    (:func:`pair_add`); a new newest day drops the days older than :data:`HISTORY_DAYS`
+    before it."""
+    if pair_add(buckets, day, amount) != len(buckets) - 2:
+        return
     horizon = day - HISTORY_DAYS
     if buckets[0] < horizon:
         start = 0
