@@ -13,7 +13,7 @@ dedupes — stock and codes are never handed out twice.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Any, Callable
 
 import faust
 import orjson
@@ -26,6 +26,7 @@ from engine import effects as fx
 from engine import side
 from tables.batch_store import BatchStore
 from tables.config import ConfigReplica
+from tables.recent_answers import RecentAnswers
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,29 @@ SIDE_LOGIC: dict[str, Callable] = {
     "pools": side.apply_pool,
     "goals": side.apply_goal,
 }
+
+#: Where states written before the answers moved out of them (tables/recent_answers.py) kept
+#: their answers, and the key each answer has now.
+LEGACY_ANSWERS: dict[str, tuple[str, Callable[[str, Any], list[tuple[str, Any]]]]] = {
+    "rewards": ("orders", lambda order, answer: [(order, answer)]),
+    "pools": ("issued", lambda request, code: [(f"request:{request}", code),
+                                                (f"code:{code}", request)]),
+    "goals": ("donations", lambda donation, points: [(donation, points)]),
+}
+#: The field of a side state holding its answers' next sequence number.
+ANSWERS_NEXT = "answers_next"
+
+
+def answers_of(store: BatchStore, name: str, key: bytes, state: dict | None) -> RecentAnswers:
+    """The state's window of answers; a state of the old layout moves its answers into it."""
+    answers = RecentAnswers(store, key, "answers", side.REMEMBERED_REQUESTS,
+                            (state or {}).get(ANSWERS_NEXT, 0))
+    field, entries = LEGACY_ANSWERS[name]
+    if state is not None and field in state:
+        for request, answer in state.pop(field).items():
+            for answer_key, value in entries(request, answer):
+                answers[answer_key] = value
+    return answers
 
 
 def register(app: faust.App, topics, config: ConfigReplica) -> None:
@@ -55,7 +79,8 @@ def _register_one(app: faust.App, name: str, topic: faust.TopicT, events_topic: 
                                       [{"field": "", "problem": str(exc)}])
             return
         state = store.get_live(message.key, orjson.loads)
-        state, effects = logic(state, request, program)
+        answers = answers_of(store, name, message.key, state)
+        state, effects = logic(state, request, program, answers)
         for effect in effects:
             if isinstance(effect, fx.SendEvent) and effect.event["type"] == "promo.refused":
                 PROMO_POOL_DRY.labels(pool=effect.event["data"]["pool"]).inc()
@@ -66,6 +91,7 @@ def _register_one(app: faust.App, name: str, topic: faust.TopicT, events_topic: 
             elif isinstance(effect, fx.Rejection):
                 await dead_letters.refuse(out, effect.reason, message, effect.details)
         if state is not None:
+            state[ANSWERS_NEXT] = answers.next
             store.put_live(message.key, state, orjson.dumps)
 
     async def process_batch(tp, messages: list) -> None:

@@ -136,6 +136,14 @@ class BatchStore:
         (a member written by ten events of a batch is encoded once, not ten times)."""
         self._dirty[self.partition_of(key)][key] = Live(value, encode)
 
+    def put_live_last(self, key: bytes, value: Any, encode: Callable[[Any], bytes]) -> None:
+        """``put_live``, and the key moves behind every key written before it in this batch:
+        its changelog record follows theirs (a head that counts entries must not reach the
+        changelog before them; a crash can leave a prefix of a flush there)."""
+        keys = self._dirty[self.partition_of(key)]
+        keys.pop(key, None)
+        keys[key] = Live(value, encode)
+
     def pop(self, key: bytes, default: Any = None) -> Optional[bytes]:
         value = self.get(key)
         self._dirty[self.partition_of(key)][key] = None

@@ -5,21 +5,24 @@ so an append costs one page write however long the list has grown.
 A page is its items' JSON, one per line (orjson never writes a raw newline): an append adds
 bytes to the page without decoding it, and items arrive already encoded (the member agent has
 encoded them for their topics). Keys: ``<owner>\\0<list>\\0<page number>`` -> the page;
-``<owner>\\0<list>\\0n`` -> ``{"n": count, "batches": ids of the last appends}``, only for
-lists fed by many writers.
+``<owner>\\0<list>\\0n`` -> ``{"n": count, "seen": next sequence number}``, only for lists
+fed by many writers, whose batch ids are kept as a window of :class:`RecentAnswers`.
 
 Two ways to append, both safe against replays after a crash: ``append_at`` writes at the
 position the caller knows the list has (a member's state records its lists' lengths, see
 tables/members.py, so such a list keeps no count of its own), overwriting leftovers of a write
 cut short; ``append_batches`` skips batch ids it has seen, for a list fed by many writers (a
 scenario's history), remembering the last ``remember`` ids, the window in which a replay can
-repeat one. Writes happen while handling a batch of the owner's partition, so pages live on
+repeat one. The head is written behind the pages and ids it counts (``put_live_last``), so a
+prefix of a flush left in the changelog by a crash never counts items it lacks. Writes happen while handling a batch of the owner's partition, so pages live on
 the owner's partition and queries routed by owner find them.
 """
 
 from __future__ import annotations
 
 import orjson
+
+from tables.recent_answers import RecentAnswers
 
 
 class PagedLists:
@@ -34,7 +37,16 @@ class PagedLists:
 
     def _head(self, owner: str) -> dict:
         head = self.table.get_live(self._key(owner, b"n"), orjson.loads)
-        return {"n": 0, "batches": []} if head is None else head
+        return {"n": 0, "seen": 0} if head is None else head
+
+    def _seen(self, owner: str, head: dict) -> RecentAnswers:
+        """The window of batch ids appended; a head of the old layout (``batches``: a list of
+        ids) moves its ids into it."""
+        seen = RecentAnswers(self.table, owner, self.name.decode() + "-batches",
+                             self.remember, head.get("seen", 0))
+        for batch in head.pop("batches", ()):
+            seen[batch] = head["n"]
+        return seen
 
     def _page(self, owner: str, page_no: int, keep: int) -> bytes:
         """The page's first ``keep`` items (more are leftovers of an append cut short)."""
@@ -62,17 +74,19 @@ class PagedLists:
         the batches already appended (a list fed by many writers gets many in one fetched
         batch)."""
         head = self._head(owner)
-        remembered = set(head["batches"])
-        new = []
+        migrated = "batches" in head
+        seen = self._seen(owner, head)
+        fresh: dict[str, list[bytes]] = {}
         for batch, items in batches:
-            if batch not in remembered and items:
-                remembered.add(batch)
-                new.append((batch, items))
-        if not new:
+            if items and batch not in fresh and batch not in seen:
+                fresh[batch] = items
+        if not fresh and not migrated:
             return
-        count = self._write(owner, head["n"], [item for _, items in new for item in items])
-        ids = (head["batches"] + [batch for batch, _ in new])[-self.remember:]
-        self.table.put_live(self._key(owner, b"n"), {"n": count, "batches": ids}, orjson.dumps)
+        count = self._write(owner, head["n"], [item for items in fresh.values() for item in items])
+        for batch in fresh:
+            seen[batch] = count
+        self.table.put_live_last(self._key(owner, b"n"), {"n": count, "seen": seen.next},
+                                 orjson.dumps)
 
     def _write(self, owner: str, count: int, items: list[bytes]) -> int:
         size = self.page_size

@@ -17,14 +17,16 @@ class Shop(World):
     def __init__(self, **objects: dict) -> None:
         super().__init__({"points_per_unit": 1}, rewards=REWARDS, **objects)
         self.stock: dict = {}
+        self.answers: dict = {}
 
     def deliver_rewards(self) -> None:
         while any(e.topic == "rewards" for e in self.outbox):
             pending = [e for e in self.outbox if e.topic == "rewards"]
             self.outbox = [e for e in self.outbox if e.topic != "rewards"]
             for send in pending:
-                self.stock[send.key], replies = apply_reward(self.stock.get(send.key),
-                                                             send.event, self.program)
+                self.stock[send.key], replies = apply_reward(
+                    self.stock.get(send.key), send.event, self.program,
+                    self.answers.setdefault(send.key, {}))
                 for reply in replies:
                     if isinstance(reply, SendEvent):
                         self.apply_document(reply.event)

@@ -129,18 +129,19 @@ def test_reward_stock_is_reserved_once_per_order_and_released_when_unpaid():
     def order(n):
         return {"id": f"o{n}:reserve", "type": "reward.reserve", "member": f"m{n}",
                 "data": {"order": f"o{n}", "reward": "mug", "points": 10, "member": f"m{n}"}}
-    state, replies = apply_reward(None, order(1), program)
+    answers: dict = {}
+    state, replies = apply_reward(None, order(1), program, answers)
     assert replies[0].event["type"] == "reward.reserved"
-    state, again = apply_reward(state, order(1), program)
+    state, again = apply_reward(state, order(1), program, answers)
     assert again == replies and state["reserved"] == 1
-    state, replies = apply_reward(state, order(2), program)
+    state, replies = apply_reward(state, order(2), program, answers)
     assert replies[0].event["type"] == "reward.refused"
     release = {"id": "o1:release", "type": "reward.release", "member": "m1",
                "data": {"order": "o1", "reward": "mug", "member": "m1"}}
-    state, _ = apply_reward(state, release, program)
-    state, _ = apply_reward(state, release, program)
+    state, _ = apply_reward(state, release, program, answers)
+    state, _ = apply_reward(state, release, program, answers)
     assert state["reserved"] == 0
-    state, replies = apply_reward(state, order(3), program)
+    state, replies = apply_reward(state, order(3), program, answers)
     assert replies[0].event["type"] == "reward.reserved"
 
 
@@ -151,17 +152,18 @@ def test_single_use_codes_are_issued_at_most_once_and_a_dry_pool_is_reported():
     def issue(n):
         return {"id": f"r{n}", "type": "pool.issue", "member": "p",
                 "data": {"request": f"r{n}", "pool": "p", "member": f"m{n}"}}
-    state, [first] = apply_pool(None, issue(1), program)
-    state, [repeat] = apply_pool(state, issue(1), program)
+    answers: dict = {}
+    state, [first] = apply_pool(None, issue(1), program, answers)
+    state, [repeat] = apply_pool(state, issue(1), program, answers)
     assert first.event["data"]["code"] == repeat.event["data"]["code"] == "A"
-    state, [dry] = apply_pool(state, issue(2), program)
+    state, [dry] = apply_pool(state, issue(2), program, answers)
     assert dry.event["type"] == "promo.refused" and state["dry"]
     added = {"id": "add-1", "type": "pool.codes_added", "member": "p",
              "data": {"pool": "p", "codes": ["A", "B", "B"]}}
-    state, _ = apply_pool(state, added, program)
-    state, _ = apply_pool(state, added, program)
+    state, _ = apply_pool(state, added, program, answers)
+    state, _ = apply_pool(state, added, program, answers)
     assert state["available"] == ["B"] and not state["dry"]
-    state, [issued] = apply_pool(state, issue(3), program)
+    state, [issued] = apply_pool(state, issue(3), program, answers)
     assert issued.event["data"]["code"] == "B"
 
 
@@ -172,13 +174,14 @@ def test_a_collective_goal_tells_every_donor_once_when_reached():
         return {"id": f"d{n}", "type": "goal.donation", "member": member,
                 "data": {"goal": "trees", "member": member, "points": points,
                          "donation": f"d{n}"}}
-    state, out = apply_goal(None, donation(1, "a", 60), program)
+    answers: dict = {}
+    state, out = apply_goal(None, donation(1, "a", 60), program, answers)
     assert out == []
-    state, out = apply_goal(state, donation(1, "a", 60), program)
+    state, out = apply_goal(state, donation(1, "a", 60), program, answers)
     assert state["total"] == 60
-    state, out = apply_goal(state, donation(2, "b", 50), program)
+    state, out = apply_goal(state, donation(2, "b", 50), program, answers)
     assert sorted(e.key for e in out) == ["a", "b"]
-    state, out = apply_goal(state, donation(3, "c", 50), program)
+    state, out = apply_goal(state, donation(3, "c", 50), program, answers)
     assert out == []
 
 

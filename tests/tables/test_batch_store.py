@@ -86,6 +86,24 @@ def test_one_changelog_record_per_changed_key_and_state_keys_last(tmp_path):
     assert db[OFFSET_KEY] == b"2"           # the changelog offset faust's recovery resumes at
 
 
+def test_a_head_put_last_follows_every_key_written_before_it(tmp_path):
+    """A scenario's history head counts the pages and ids written in the batch: its changelog
+    record must come after theirs, even though the head was first written before them."""
+    log = FakeLog()
+    store, table = make_store(tmp_path, log)
+    store.use_partition(1)
+    store.put_live_last(b"s\0x\0n", 1, lambda n: b"%d" % n)
+    store[b"s\0x\0" + b"1"] = b"page"
+    store[b"s\0x\0a" + b"e2"] = b"id"
+    store.put_live_last(b"s\0x\0n", 2, lambda n: b"%d" % n)
+
+    asyncio.run(store.flush())
+
+    assert [key for _, key, _, _ in log.records] == [b"s\0x\0" + b"1", b"s\0x\0ae2",
+                                                     b"s\0x\0n"]
+    assert table.db(1)[b"s\0x\0n"] == b"2"
+
+
 def test_rocksdb_is_written_only_once_the_changelog_has_the_records(tmp_path):
     async def scenario():
         log = FakeLog(hold=True)

@@ -5,17 +5,7 @@ from __future__ import annotations
 import orjson
 
 from tables.paged_lists import PagedLists
-
-
-class MemoryStore(dict):
-    """The part of a BatchStore that PagedLists uses, over a dict of raw values."""
-
-    def get_live(self, key, decode):
-        raw = self.get(key)
-        return None if raw is None else decode(raw)
-
-    def put_live(self, key, value, encode):
-        self[key] = encode(value)
+from tests.tables.memory_store import MemoryStore
 
 
 def encoded(*numbers: int) -> list[bytes]:
@@ -83,3 +73,14 @@ def test_leftovers_inside_a_page_are_cut_on_the_next_append_and_never_read():
     count = lists.append_at("m", encoded(7), known)
     assert table[b"m\0ledger\0" + b"0"] == b'{"n":0}\n{"n":7}'
     assert lists.newest_first("m", total=count) == ([{"n": 7}, {"n": 0}], 2)
+
+
+def test_a_head_of_the_old_layout_keeps_recognising_its_batches():
+    table = MemoryStore()
+    lists = PagedLists(table, "executions", page_size=10, remember=10)
+    table[b"s\0executions\0" + b"0"] = b'{"n":0}'
+    table[b"s\0executions\0n"] = orjson.dumps({"n": 1, "batches": ["e0"]})
+    lists.append_batches("s", [("e0", encoded(0)), ("e1", encoded(1))])
+    items, total = lists.newest_first("s")
+    assert total == 2 and [i["n"] for i in items] == [1, 0]
+    assert "batches" not in orjson.loads(table[b"s\0executions\0n"])
