@@ -263,8 +263,10 @@ class Producer(_TopicCreation, FaustProducer):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._pending: list[tuple[tuple[str, int], tuple, asyncio.Future]] = []
-        self._write_scheduled = False
+        #: (partition, record, its own future or None) of every send of this turn
+        self._pending: list[tuple[tuple[str, int], tuple, Optional[asyncio.Future]]] = []
+        #: resolves when this turn's write is done (None: no write scheduled)
+        self._turn: Optional[asyncio.Future] = None
 
     async def send(self, topic: str, key: Optional[bytes], value: Optional[bytes],
                    partition: Optional[int], timestamp: Optional[float], headers: Any, *,
@@ -275,16 +277,30 @@ class Producer(_TopicCreation, FaustProducer):
                        partition: Optional[int] = None, timestamp: Optional[float] = None,
                        headers: Any = None) -> asyncio.Future:
         """``send`` without a coroutine: the record joins this loop turn's write and the future
-        resolves with its metadata (``agents.outgoing.Outgoing`` sends effects this way)."""
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
+        resolves with its metadata."""
+        future = asyncio.get_running_loop().create_future()
         self._pending.append((self._tp(topic, key, partition),
                               (key, value, _timestamp_ms(timestamp), _header_list(headers)),
                               future))
-        if not self._write_scheduled:
-            self._write_scheduled = True
-            loop.call_soon(self.write_pending)
+        self._schedule_write()
         return future
+
+    def append_this_turn(self, topic: str, key: Optional[bytes],
+                         value: Optional[bytes]) -> asyncio.Future:
+        """The record joins this loop turn's write; returns the turn's future, shared by every
+        record of the turn, which resolves (to None) once they are all written. For records
+        whose offsets nobody reads (``agents.outgoing.Outgoing``): a future and a
+        ``RecordMetadata`` per record cost more than the rest of the send."""
+        self._pending.append((self._tp(topic, key, None), (key, value, None, []), None))
+        return self._schedule_write()
+
+    def _schedule_write(self) -> asyncio.Future:
+        turn = self._turn
+        if turn is None:
+            loop = asyncio.get_running_loop()
+            turn = self._turn = loop.create_future()
+            loop.call_soon(self.write_pending)
+        return turn
 
     async def send_and_wait(self, topic: str, key: Optional[bytes], value: Optional[bytes],
                             partition: Optional[int], timestamp: Optional[float], headers: Any,
@@ -297,10 +313,12 @@ class Producer(_TopicCreation, FaustProducer):
         return topic, self.transport.key_partition(topic, key, partition)
 
     def write_pending(self) -> None:
-        """Append every pending send to the log and resolve its future."""
-        self._write_scheduled = False
+        """Append every pending send to the log and resolve the futures."""
+        turn, self._turn = self._turn, None
         pending, self._pending = self._pending, []
         if not pending:
+            if turn is not None and not turn.done():
+                turn.set_result(None)
             return
         groups: dict[tuple[str, int], list[tuple]] = {}
         for tp, record, _ in pending:
@@ -309,17 +327,21 @@ class Producer(_TopicCreation, FaustProducer):
             written = self.transport.log.append_groups(groups)
         except Exception as exc:  # a full disk, a closed log: every sender learns it
             for _, _, future in pending:
-                if not future.done():
+                if future is not None and not future.done():
                     future.set_exception(exc)
+            if turn is not None and not turn.done():
+                turn.set_exception(exc)
             return
         cursors = {tp: (iter(offsets), TP(*tp)) for tp, offsets in written.items()}
         new = tuple.__new__  # a NamedTuple's own __new__ is a Python function: 2x slower
         for (topic, partition), _, future in pending:
             offsets, tp = cursors[(topic, partition)]
             offset, timestamp_ms = next(offsets)
-            if not future.done():
+            if future is not None and not future.done():
                 future.set_result(new(RecordMetadata, (topic, partition, tp, offset,
                                                        timestamp_ms / 1000.0, 0)))
+        if turn is not None and not turn.done():
+            turn.set_result(None)
 
     async def on_stop(self) -> None:
         self.write_pending()

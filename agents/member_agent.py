@@ -221,7 +221,8 @@ class MemberProcessor:
                 item = orjson.dumps(effect.to_dict())
                 execution_items.append(item)
                 self.metrics.executed(effect.scenario, effect.actions)
-                await out.send(names.executions, effect.scenario.encode(), item)
+                await out.send(names.executions, effect.scenario.encode(), with_source(
+                    item, message.partition, message.offset, len(execution_items)))
             elif kind is fx.SendEvent:
                 topic = names.events if effect.topic == "events" else names.side[effect.topic]
                 await out.send(topic, effect.key.encode(), orjson.dumps(effect.event))
@@ -251,6 +252,13 @@ class MemberProcessor:
         if due is not None:
             tables.timers.set_due(event.member, due)
         return (event.type, "rejected" if rejected else "applied")
+
+
+def with_source(item: bytes, partition: int, offset: int, index: int) -> bytes:
+    """An execution as sent to ``<app>-executions``: with ``source``, the position of the
+    event that ran it (events partition, offset, index among that event's executions), by
+    which the scenario history recognises one sent again after a crash."""
+    return item[:-1] + b',"source":[%d,%d,%d]}' % (partition, offset, index)
 
 
 def analytics_view(state) -> dict | None:

@@ -9,12 +9,14 @@ import asyncio
 class Outgoing:
     def __init__(self, producer) -> None:
         self._send = producer.send
-        self._send_this_turn = getattr(producer, "send_this_turn", None)  # embedded mode only
+        self._append_this_turn = getattr(producer, "append_this_turn", None)  # embedded only
         self.futures: list = []
 
     async def send(self, topic: str, key: bytes | None, value: bytes) -> None:
-        if self._send_this_turn is not None:
-            self.futures.append(self._send_this_turn(topic, key, value))
+        if self._append_this_turn is not None:
+            turn = self._append_this_turn(topic, key, value)
+            if not self.futures or self.futures[-1] is not turn:
+                self.futures.append(turn)
         else:
             self.futures.append(await self._send(topic, key, value, None, None, None))
 

@@ -1,7 +1,12 @@
 """Scenario execution history, aggregated by scenario: the member agent sends every execution
 to ``<app>-executions`` keyed by scenario id; this agent appends it to the scenario's pages, so
 ``GET /v1/scenarios/{id}/executions`` reads one scenario's history from the worker owning that
-key — never a scan over members."""
+key — never a scan over members.
+
+Each execution carries ``source``, the position of the event that ran it; the history skips
+positions it has passed (tables/paged_lists.py ``append_from``), so executions sent again after
+a crash of the member agent, or read again after a crash of this one, are listed once.
+"""
 
 from __future__ import annotations
 
@@ -16,26 +21,20 @@ from api.errors import json_response, page_params
 from tables.batch_store import BatchStore
 from tables.paged_lists import PagedLists
 
-#: Executions of one scenario can arrive from many members' partitions; a replayed execution
-#: is recognised among this many recent ones.
-REMEMBERED_EXECUTIONS = 1024
-
-
 def register(app: faust.App, executions_topic: faust.TopicT) -> PagedLists:
     store = BatchStore(app, "scenario-executions")
     table = store.table
-    history = PagedLists(store, "executions", remember=REMEMBERED_EXECUTIONS)
+    history = PagedLists(store, "executions")
 
     async def record(tp, messages: list) -> None:
         """A fetched batch of executions: one append per scenario, one flush."""
         per_scenario: dict[str, list] = {}
         for message in messages:
-            execution = orjson.loads(message.value)
             per_scenario.setdefault(message.key.decode(), []).append(
-                (execution["id"], [orjson.dumps(execution)]))
+                (*source_of(message), message.value))
         async with store.handling(tp.partition):
-            for scenario, batches in per_scenario.items():
-                history.append_batches(scenario, batches)
+            for scenario, items in per_scenario.items():
+                history.append_from(scenario, items)
 
     batch_agent(app, executions_topic, "scenario-history", record)
 
@@ -52,3 +51,13 @@ def register(app: faust.App, executions_topic: faust.TopicT) -> PagedLists:
                                   "limit": limit})
 
     return history
+
+
+def source_of(message) -> tuple[str | int, int, int]:
+    """The execution's source position; an execution sent without one (by a worker of an
+    earlier version) is positioned by its own place in ``<app>-executions``."""
+    source = orjson.loads(message.value).get("source")
+    if (isinstance(source, list) and len(source) == 3
+            and all(type(number) is int for number in source)):
+        return source[0], source[1], source[2]
+    return f"executions-{message.partition}", message.offset, 0

@@ -55,6 +55,11 @@ MESSAGE = {"type": "object", "required": ["id", "time", "channel", "scenario", "
 EXECUTION = {"type": "object", "required": ["id", "scenario", "member"],
              "properties": {"id": STRING, "scenario": STRING, "member": STRING,
                             "trigger": STRING, "actions": {"type": "array", "items": STRING}}}
+#: In a scenario's history an execution also names the event that ran it: events partition,
+#: offset, and its place among that event's executions (how replays are recognised).
+SCENARIO_EXECUTION = dict(EXECUTION, properties={
+    **EXECUTION["properties"],
+    "source": {"type": "array", "items": INTEGER, "minItems": 3, "maxItems": 3}})
 
 
 def with_id(schema: dict) -> dict:
@@ -151,7 +156,8 @@ def build_document() -> dict[str, Any]:
     paths["/v1/scenarios/{scenario}/executions"] = {"get": {
         "summary": "A scenario's executions, newest first",
         "parameters": [_path_param("scenario"), *PAGING],
-        "responses": {**_ok(page("executions", EXECUTION)), **_errors(400, 401, 403)}}}
+        "responses": {**_ok(page("executions", SCENARIO_EXECUTION)),
+                      **_errors(400, 401, 403)}}}
     paths["/v1/triggers/{id}/fire"] = {"post": {
         "summary": "Fire an on-demand trigger for members, a tier or a segment",
         "parameters": [_path_param("id")],

@@ -5,48 +5,41 @@ so an append costs one page write however long the list has grown.
 A page is its items' JSON, one per line (orjson never writes a raw newline): an append adds
 bytes to the page without decoding it, and items arrive already encoded (the member agent has
 encoded them for their topics). Keys: ``<owner>\\0<list>\\0<page number>`` -> the page;
-``<owner>\\0<list>\\0n`` -> ``{"n": count, "seen": next sequence number}``, only for lists
-fed by many writers, whose batch ids are kept as a window of :class:`RecentAnswers`.
+``<owner>\\0<list>\\0n`` -> ``{"n": count, "from": {source partition: [offset, index]}}``,
+only for lists fed by many writers.
 
 Two ways to append, both safe against replays after a crash: ``append_at`` writes at the
 position the caller knows the list has (a member's state records its lists' lengths, see
 tables/members.py, so such a list keeps no count of its own), overwriting leftovers of a write
-cut short; ``append_batches`` skips batch ids it has seen, for a list fed by many writers (a
-scenario's history), remembering the last ``remember`` ids, the window in which a replay can
-repeat one. The head is written behind the pages and ids it counts (``put_live_last``), so a
-prefix of a flush left in the changelog by a crash never counts items it lacks. Writes happen while handling a batch of the owner's partition, so pages live on
-the owner's partition and queries routed by owner find them.
+cut short; ``append_from`` skips items whose source position it has passed, for a list fed by
+many writers (a scenario's history, fed by every member partition), as the analytics agent
+does. The head is written behind the pages it counts (``put_live_last``), so a prefix of a
+flush left in the changelog by a crash never counts items it lacks. Writes happen while
+handling a batch of the owner's partition, so pages live on the owner's partition and queries
+routed by owner find them.
 """
 
 from __future__ import annotations
 
 import orjson
 
-from tables.recent_answers import RecentAnswers
-
 
 class PagedLists:
-    def __init__(self, table, name: str, page_size: int = 100, remember: int = 1) -> None:
+    def __init__(self, table, name: str, page_size: int = 100) -> None:
         self.table = table
         self.name = name.encode()
         self.page_size = page_size
-        self.remember = remember
 
     def _key(self, owner: str, suffix: bytes) -> bytes:
         return b"%s\0%s\0%s" % (owner.encode(), self.name, suffix)
 
     def _head(self, owner: str) -> dict:
         head = self.table.get_live(self._key(owner, b"n"), orjson.loads)
-        return {"n": 0, "seen": 0} if head is None else head
-
-    def _seen(self, owner: str, head: dict) -> RecentAnswers:
-        """The window of batch ids appended; a head of the old layout (``batches``: a list of
-        ids) moves its ids into it."""
-        seen = RecentAnswers(self.table, owner, self.name.decode() + "-batches",
-                             self.remember, head.get("seen", 0))
-        for batch in head.pop("batches", ()):
-            seen[batch] = head["n"]
-        return seen
+        if head is None:
+            return {"n": 0, "from": {}}
+        if "from" not in head:  # the old layout remembered batch ids (``batches``)
+            return {"n": head["n"], "from": {}}
+        return head
 
     def _page(self, owner: str, page_no: int, keep: int) -> bytes:
         """The page's first ``keep`` items (more are leftovers of an append cut short)."""
@@ -58,7 +51,7 @@ class PagedLists:
         return page
 
     def count(self, owner: str) -> int:
-        """Items of a list fed by ``append_batches`` (``append_at`` callers know their own)."""
+        """Items of a list fed by ``append_from`` (``append_at`` callers know their own)."""
         return self._head(owner)["n"]
 
     def append_at(self, owner: str, items: list[bytes], count: int) -> int:
@@ -69,24 +62,27 @@ class PagedLists:
             return count
         return self._write(owner, count, items)
 
-    def append_batches(self, owner: str, batches: list[tuple[str, list[bytes]]]) -> None:
-        """Append several batches of encoded items (oldest first) in one page write, skipping
-        the batches already appended (a list fed by many writers gets many in one fetched
-        batch)."""
+    def append_from(self, owner: str, items: list[tuple[int | str, int, int, bytes]]) -> int:
+        """Append encoded items, each with its source position (source partition, offset,
+        index within that offset), skipping those at or before the last position appended
+        from their source partition; returns how many were appended. Each source sends in
+        position order (a partition of the member agent), so a replay after a crash, which
+        sends the same positions again, adds nothing twice."""
         head = self._head(owner)
-        migrated = "batches" in head
-        seen = self._seen(owner, head)
-        fresh: dict[str, list[bytes]] = {}
-        for batch, items in batches:
-            if items and batch not in fresh and batch not in seen:
-                fresh[batch] = items
-        if not fresh and not migrated:
-            return
-        count = self._write(owner, head["n"], [item for items in fresh.values() for item in items])
-        for batch in fresh:
-            seen[batch] = count
-        self.table.put_live_last(self._key(owner, b"n"), {"n": count, "seen": seen.next},
+        reached = head["from"]
+        fresh: list[bytes] = []
+        for partition, offset, index, item in items:
+            source = str(partition)
+            last = reached.get(source)
+            if last is None or [offset, index] > last:
+                reached[source] = [offset, index]
+                fresh.append(item)
+        if not fresh:
+            return 0
+        count = self._write(owner, head["n"], fresh)
+        self.table.put_live_last(self._key(owner, b"n"), {"n": count, "from": reached},
                                  orjson.dumps)
+        return len(fresh)
 
     def _write(self, owner: str, count: int, items: list[bytes]) -> int:
         size = self.page_size

@@ -190,6 +190,8 @@ def test_triggers_list_system_ones_and_fire_on_demand_for_members(worker, admin)
     admin.wait_member("API-F", lambda m: m["balance"] == 7)
     wait_until(lambda: worker.get("/v1/scenarios/flash-bonus/executions",
                                   token=QUERY)[1]["total"] == 1, 20, message="history")
+    [execution] = worker.get("/v1/scenarios/flash-bonus/executions", token=QUERY)[1]["executions"]
+    assert execution["member"] == "API-F" and len(execution["source"]) == 3
     assert worker.post("/v1/triggers/flash/fire", {"members": []}, token=ADMIN)[0] == 400
     assert worker.post("/v1/triggers/nope/fire", {"members": ["x"]}, token=ADMIN)[0] == 404
     assert worker.post("/v1/triggers/flash/fire", {"members": ["x"]}, token=QUERY)[0] == 403

@@ -36,32 +36,38 @@ def test_entries_past_the_known_length_are_leftovers_and_are_overwritten():
     assert total == 4 and [i["n"] for i in items] == [3, 2, 1, 0]
 
 
-def test_replaying_a_batch_adds_nothing_twice():
+def test_items_from_a_source_position_already_passed_are_skipped():
+    """A scenario's history is fed by every member partition; a member agent that crashed
+    sends its executions again, at the same positions."""
     lists = PagedLists(MemoryStore(), "executions", page_size=3)
-    lists.append_batches("s", [("e0", encoded(0, 1))])
-    lists.append_batches("s", [("e0", encoded(0, 1))])
-    assert lists.newest_first("s")[1] == 2
+    assert lists.append_from("s", [(0, 10, 1, b'{"n":0}'), (1, 4, 1, b'{"n":1}')]) == 2
+    assert lists.append_from("s", [(0, 10, 1, b'{"n":0}'), (0, 10, 2, b'{"n":2}'),
+                                   (1, 4, 1, b'{"n":1}'), (1, 5, 1, b'{"n":3}')]) == 2
+    items, total = lists.newest_first("s")
+    assert total == 4 and [i["n"] for i in items] == [3, 2, 1, 0]
 
 
-def test_a_batch_append_cut_short_by_a_crash_is_not_duplicated_when_replayed():
+def test_an_append_cut_short_by_a_crash_is_not_duplicated_when_replayed():
     table = MemoryStore()
-    lists = PagedLists(table, "executions", page_size=10, remember=10)
-    lists.append_batches("s", [("e0", encoded(0))])
+    lists = PagedLists(table, "executions", page_size=10)
+    lists.append_from("s", [(0, 1, 1, b'{"n":0}')])
     head = table[b"s\0executions\0n"]
-    lists.append_batches("s", [("e1", encoded(1))])
+    lists.append_from("s", [(0, 2, 1, b'{"n":1}')])
     table[b"s\0executions\0n"] = head      # the crash lost the head write, not the page
-    lists.append_batches("s", [("e1", encoded(1))])    # the execution is replayed
+    lists.append_from("s", [(0, 2, 1, b'{"n":1}')])    # the execution is sent again
     items, total = lists.newest_first("s")
     assert total == 2 and [i["n"] for i in items] == [1, 0]
     assert table[b"s\0executions\0" + b"0"] == b'{"n":0}\n{"n":1}'
 
 
-def test_many_batches_appended_at_once_skip_the_ones_already_there():
-    lists = PagedLists(MemoryStore(), "executions", page_size=2, remember=10)
-    lists.append_batches("welcome", [("x0", encoded(0))])
-    lists.append_batches("welcome", [("x0", encoded(0)), ("x1", encoded(1)), ("x2", encoded(2))])
-    items, total = lists.newest_first("welcome")
-    assert total == 3 and [i["n"] for i in items] == [2, 1, 0]
+def test_a_head_of_the_old_layout_keeps_its_count():
+    table = MemoryStore()
+    lists = PagedLists(table, "executions", page_size=10)
+    table[b"s\0executions\0" + b"0"] = b'{"n":0}'
+    table[b"s\0executions\0n"] = orjson.dumps({"n": 1, "batches": ["e0"]})
+    lists.append_from("s", [(2, 7, 1, b'{"n":1}')])
+    items, total = lists.newest_first("s")
+    assert total == 2 and [i["n"] for i in items] == [1, 0]
 
 
 def test_leftovers_inside_a_page_are_cut_on_the_next_append_and_never_read():
@@ -73,14 +79,3 @@ def test_leftovers_inside_a_page_are_cut_on_the_next_append_and_never_read():
     count = lists.append_at("m", encoded(7), known)
     assert table[b"m\0ledger\0" + b"0"] == b'{"n":0}\n{"n":7}'
     assert lists.newest_first("m", total=count) == ([{"n": 7}, {"n": 0}], 2)
-
-
-def test_a_head_of_the_old_layout_keeps_recognising_its_batches():
-    table = MemoryStore()
-    lists = PagedLists(table, "executions", page_size=10, remember=10)
-    table[b"s\0executions\0" + b"0"] = b'{"n":0}'
-    table[b"s\0executions\0n"] = orjson.dumps({"n": 1, "batches": ["e0"]})
-    lists.append_batches("s", [("e0", encoded(0)), ("e1", encoded(1))])
-    items, total = lists.newest_first("s")
-    assert total == 2 and [i["n"] for i in items] == [1, 0]
-    assert "batches" not in orjson.loads(table[b"s\0executions\0n"])
