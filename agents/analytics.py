@@ -6,23 +6,35 @@ query for them is routed to one worker. The member agent sends one record per br
 of events (agents/member_agent.py ``BatchAnalytics``): the events partition and, per event,
 its offset and deltas. The agent remembers the
 highest source offset applied per events partition and skips events at or below it, so a
-member event replayed after a crash (in a batch cut differently) is never counted twice. It
-takes the batch path too (agents/batching.py): its rows are flushed once per fetched batch.
+member event replayed after a crash (in a batch cut differently) is never counted twice.
+
+It takes the batch path too (agents/batching.py), and its rows are flushed at most every
+``FLUSH_INTERVAL`` seconds (or once ``FLUSH_AFTER_RECORDS`` records wait), not per fetched
+batch: dashboards read them, no effect waits on them, and an open-loop stream (small batches)
+otherwise flushed the same rows again and again — two changelog records per event. The records
+are acknowledged only once their rows are flushed, so a crash replays them (and the source
+offsets skip what was counted); a worker giving partitions up flushes first. Queries read the
+rows not yet flushed too.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 
 import faust
 import orjson
 
-from agents.batching import batch_agent
+from agents.batching import batch_agent, revoke_hooks_of
 from agents.topics import EVENT_RETENTION_SECONDS
 from tables.batch_store import BatchStore
 
 #: Days of activity history kept (a window query reaches at most this far back).
 ACTIVITY_DAYS_KEPT = 400
+#: Seconds aggregate rows may wait before they are flushed.
+FLUSH_INTERVAL = 1.0
+#: Records whose rows wait before a flush is due regardless of the interval.
+FLUSH_AFTER_RECORDS = 2000
 
 
 def analytics_topic(app: faust.App) -> faust.TopicT:
@@ -106,17 +118,66 @@ class Aggregates:
                 self.store.pop(key)
 
 
+class DeferredFlush:
+    """The analytics batch handler: applies records to the rows, flushes them when due, and
+    only then acknowledges the records (``self_acking`` on the batch path)."""
+
+    def __init__(self, app: faust.App, aggregates: Aggregates,
+                 interval: float = FLUSH_INTERVAL,
+                 after_records: int = FLUSH_AFTER_RECORDS) -> None:
+        self.app = app
+        self.aggregates = aggregates
+        self.interval = interval
+        self.after_records = after_records
+        #: (partition, first offset, last offset, consumer generation) applied, not flushed
+        self._waiting: list[tuple] = []
+        self._records = 0
+        self._flushed_at = time.monotonic()
+
+    async def handle(self, tp, messages: list) -> None:
+        store = self.aggregates.store
+        store.use_partition(tp.partition)
+        try:
+            for message in messages:
+                record = orjson.loads(message.value)
+                self.aggregates.apply(message.key.decode(), record["partition"],
+                                      record["keys"], record["events"])
+        finally:
+            store.use_partition(None)
+        self._waiting.append((tp, messages[0].offset, messages[-1].offset,
+                              self.app.consumer_generation_id))
+        self._records += len(messages)
+        if self._records >= self.after_records:
+            await self.flush()
+
+    def due(self) -> bool:
+        return bool(self._waiting) and time.monotonic() - self._flushed_at >= self.interval
+
+    async def flush(self) -> None:
+        """Flush the rows, then acknowledge the records applied to them."""
+        waiting, self._waiting = self._waiting, []
+        self._records = 0
+        self._flushed_at = time.monotonic()
+        try:
+            await self.aggregates.store.flush()
+        except BaseException:
+            self._waiting = waiting + self._waiting
+            raise
+        consumer = self.app.consumer
+        for tp, first, last, generation in waiting:
+            consumer.acknowledge(tp, first, generation, last=last)
+
+
 def register(app: faust.App) -> tuple[faust.TopicT, Aggregates]:
     topic = analytics_topic(app)
     aggregates = Aggregates(app)
+    deferred = DeferredFlush(app, aggregates)
+    batch_agent(app, topic, "analytics", deferred.handle, self_acking=True)
+    revoke_hooks_of(app).append(deferred.flush)
 
-    async def aggregate(tp, messages: list) -> None:
-        async with aggregates.store.handling(tp.partition):
-            for message in messages:
-                record = orjson.loads(message.value)
-                aggregates.apply(message.key.decode(), record["partition"], record["keys"],
-                                 record["events"])
-
-    batch_agent(app, topic, "analytics", aggregate)
+    @app.timer(interval=FLUSH_INTERVAL / 4)
+    async def flush_analytics_rows() -> None:
+        if deferred.due():
+            await deferred.flush()
 
     return topic, aggregates

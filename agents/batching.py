@@ -60,6 +60,15 @@ def self_acking_of(app) -> set[str]:
     return topics
 
 
+def revoke_hooks_of(app) -> list[Callable[[], Awaitable[None]]]:
+    """Coroutines run before the worker gives partitions up (``app.batch_revoke_hooks``), with
+    no batch in flight: handlers that hold applied but unacknowledged records flush them."""
+    hooks = getattr(app, "batch_revoke_hooks", None)
+    if hooks is None:
+        hooks = app.batch_revoke_hooks = []
+    return hooks
+
+
 def batch_agent(app, topic, name: str, handler: BatchHandler, *,
                 self_acking: bool = False) -> None:
     """Send ``topic``'s records to ``handler`` a fetched batch at a time. The faust agent
@@ -93,6 +102,9 @@ class BatchDrainMixin:
 
     async def on_partitions_revoked(self, revoked: Set[TP]) -> None:
         async with self.batch_lock:
+            if revoked:
+                for hook in revoke_hooks_of(self.app):
+                    await hook()
             await super().on_partitions_revoked(revoked)
 
     async def _drain_messages(self, fetcher) -> None:
@@ -157,13 +169,15 @@ class BatchDrainMixin:
                 self._ack_offsets(tp, messages[0].offset, messages[-1].offset)
             self._read_offset[tp] = messages[-1].offset
 
-    def acknowledge(self, tp: TP, offset: int, generation: int) -> None:
-        """Acknowledge one record of a self-acking topic, fetched in consumer generation
-        ``generation`` — unless the partition was given up since (its new owner reads the
-        record again: at least once). faust commits up to the first offset not acknowledged."""
+    def acknowledge(self, tp: TP, offset: int, generation: int,
+                    last: Optional[int] = None) -> None:
+        """Acknowledge a record of a self-acking topic (or the records ``offset..last``),
+        fetched in consumer generation ``generation`` — unless the partition was given up
+        since (its new owner reads the record again: at least once). faust commits up to the
+        first offset not acknowledged."""
         if self.app.consumer_generation_id != generation or tp not in self.assignment():
             return
-        self._mark_acked(tp, offset, offset)
+        self._mark_acked(tp, offset, offset if last is None else last)
 
     @staticmethod
     def _to_batch_record(record) -> BatchRecord:

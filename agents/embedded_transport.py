@@ -91,7 +91,8 @@ class Consumer(_TopicCreation, BatchDrainMixin, FaustConsumer):
     async def _maintain_log(self) -> None:
         """Keep the disk bounded: compact grown changelogs, drop records past retention."""
         async for _ in self.itertimer(MAINTENANCE_INTERVAL, name="embedded-log-maintenance"):
-            self._log.maintain()
+            for _ in self._log.maintenance_steps():
+                await asyncio.sleep(0)
 
     # -- assignment --------------------------------------------------------------------------
 

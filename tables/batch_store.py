@@ -12,11 +12,6 @@ Within a flush an owner's own key (no NUL: a member's state) is sent after the k
 (``<owner>\0...``: its ledger pages, messages). A crash can leave a prefix of a flush in the
 changelog; that prefix never holds a state without the list entries it counts.
 
-Objects written in earlier batches stay decoded in a bounded cache (``RECENT_OBJECTS`` per
-store, emptied at every rebalance): an open-loop stream hands the store small batches, and
-without it every event decoded its member's state again. The engine never changes a state it
-is given (it works on a clone), so a cached object is safe to hand out again.
-
 RocksDB writes skip its write-ahead log: the changelog is the truth, and the WriteBatch carries
 the changelog offset it reached, so after a crash the table holds a consistent older point and
 faust's recovery replays the changelog from there (as Kafka Streams does with its stores).
@@ -53,9 +48,6 @@ class Live(NamedTuple):
 
 _MISSING = object()
 
-#: Decoded objects kept per store across batches (members: a few KiB each).
-RECENT_OBJECTS = 20_000
-
 
 class BatchStore:
     """Dict-like access (get, set, pop, items) to one table, flushed once per batch."""
@@ -74,11 +66,6 @@ class BatchStore:
         #: the writes of the flush in progress, readable until RocksDB has them
         self._flushing: dict[int, dict[bytes, Optional[bytes]]] = {}
         self._flush_lock = asyncio.Lock()
-        #: key -> the object last flushed for it, while the consumer generation is unchanged
-        self._recent: dict[bytes, Any] = {}
-        self._recent_generation: Optional[int] = None
-        #: the objects of the flush in progress, cached once RocksDB has them
-        self._flushing_objects: dict[bytes, Any] = {}
         self._write_options = WriteOptions()
         self._write_options.disable_wal = True
 
@@ -113,26 +100,13 @@ class BatchStore:
         return default if value is None else value
 
     def get_live(self, key: bytes, decode: Callable[[bytes], Any]) -> Any:
-        """The key's value as an object: the one put in this batch or kept from an earlier
-        one, else decoded."""
+        """The key's value as an object: the one put in this batch, else decoded."""
         value = self._cached(key)
         if value is _MISSING:
-            recent = self._recent_objects().get(key, _MISSING)
-            if recent is not _MISSING:
-                return recent
             value = self._db(self.partition_of(key)).get(key)
         elif type(value) is Live:
             return value.value
         return None if value is None else decode(value)
-
-    def _recent_objects(self) -> dict[bytes, Any]:
-        """The cache of decoded objects, emptied when the consumer generation changes (the
-        partitions may have moved, and come back written by another worker)."""
-        generation = self.app.consumer_generation_id
-        if generation != self._recent_generation:
-            self._recent.clear()
-            self._recent_generation = generation
-        return self._recent
 
     def scan_live(self, prefix: bytes, decode: Callable[[bytes], Any]) -> dict[bytes, Any]:
         """Every key starting with ``prefix`` (all on the prefix owner's partition) with its
@@ -208,12 +182,10 @@ class BatchStore:
         self._flushing, self._dirty = self._dirty, defaultdict(dict)
         topic = self.table.changelog_topic.get_topic_name()
         send = self.app.producer.send
-        objects = self._flushing_objects = {}
         sent = {}
         for partition, keys in self._flushing.items():
             for key, value in keys.items():
                 if type(value) is Live:
-                    objects[key] = value.value
                     keys[key] = value.encode(value.value)
             if keys:
                 sent[partition] = [await send(topic, key, value, partition, None, None)
@@ -233,17 +205,7 @@ class BatchStore:
             last = max(future.result().offset for future in futures)
             batch.put(offset_key, str(last).encode())
             self._db(partition).write(batch, self._write_options)
-        recent = self._recent_objects()
-        objects = self._flushing_objects
-        for keys in self._flushing.values():
-            for key in keys:
-                recent.pop(key, None)  # (re)inserted last: the newest are evicted last
-                if key in objects:
-                    recent[key] = objects[key]
-        while len(recent) > RECENT_OBJECTS:
-            del recent[next(iter(recent))]
         self._flushing = {}
-        self._flushing_objects = {}
 
 
 @asynccontextmanager

@@ -61,7 +61,7 @@ class FakeLog:
 def make_store(tmp_path, log: FakeLog) -> tuple[BatchStore, FakeTable]:
     table = FakeTable(tmp_path)
     app = SimpleNamespace(conf=SimpleNamespace(topic_partitions=4), producer=log,
-                          Table=lambda name, **options: table, consumer_generation_id=1)
+                          Table=lambda name, **options: table)
     return BatchStore(app, "members"), table
 
 
@@ -197,26 +197,3 @@ def test_a_prefix_scan_sees_stored_and_unflushed_keys_of_the_owner(tmp_path):
     assert store.scan_live(b"brand\0till\0", int) == {b"brand\0till\0T1": 10,
                                                      b"brand\0till\0T3": 3}
 
-
-def test_an_object_flushed_earlier_is_handed_out_again_until_a_rebalance(tmp_path):
-    decoded = []
-
-    def decode(raw: bytes) -> dict:
-        decoded.append(raw)
-        return {"raw": raw}
-
-    store, table = make_store(tmp_path, FakeLog())
-    store.use_partition(0)
-    state = {"balance": 10}
-    store.put_live(b"m1", state, lambda value: b"10")
-    asyncio.run(store.flush())
-    assert store.get_live(b"m1", decode) is state and decoded == []
-
-    store[b"m1"] = b"20"                       # raw bytes written: the cached object is stale
-    asyncio.run(store.flush())
-    assert store.get_live(b"m1", decode) == {"raw": b"20"}
-
-    store.put_live(b"m1", state, lambda value: b"10")
-    asyncio.run(store.flush())
-    store.app.consumer_generation_id += 1      # a rebalance: read from RocksDB again
-    assert store.get_live(b"m1", decode) == {"raw": b"10"} and decoded == [b"20", b"10"]

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+from tables import embedded_log
 from tables.embedded_log import EmbeddedLog
 
 
@@ -124,4 +125,36 @@ def test_retention_emptying_a_partition_keeps_its_offsets(tmp_path):
     log = reopen(log)
     assert (log.start_offset("events", 0), log.end_offset("events", 0)) == (3, 3)
     assert log.append("events", 0, b"k", b"v")[0] == 3
+    log.close()
+
+
+def test_reads_at_the_end_of_the_log_match_what_is_on_disk(tmp_path, monkeypatch):
+    """The newest records of each partition are kept in memory; whatever the offset, a read
+    answers what RocksDB holds."""
+    monkeypatch.setattr(embedded_log, "TAIL_RECORDS", 8)
+    log = EmbeddedLog.open(tmp_path)
+    log.create_topic("events", 2)
+    for i in range(50):
+        log.append_groups({("events", 0): [(b"k%d" % i, b"v%d" % i, None, [("h", b"1")])],
+                           ("events", 1): [(None, b"w%d" % i, 7, []), (None, b"x%d" % i, None, [])]})
+    in_memory = {(p, o): log.read("events", p, o, 5) for p in (0, 1) for o in range(0, 110, 3)}
+    log = reopen(log)
+    on_disk = {(p, o): log.read("events", p, o, 5) for p in (0, 1) for o in range(0, 110, 3)}
+    assert in_memory == on_disk
+    assert [r.value for r in on_disk[(1, 96)]] == [b"w48", b"x48", b"w49", b"x49"]
+    assert on_disk[(0, 48)][0].headers == [("h", b"1")]
+    log.close()
+
+
+def test_maintenance_runs_in_small_steps_with_the_same_result(tmp_path, monkeypatch):
+    monkeypatch.setattr(embedded_log, "STEP_RECORDS", 10)
+    log = EmbeddedLog.open(tmp_path)
+    log.compaction_min_records = 1
+    log.create_topic("cl", 2, compacted=True)
+    for i in range(100):
+        log.append("cl", i % 2, f"M-{i % 6}".encode(), str(i).encode())
+    steps = list(log.maintenance_steps())
+    assert len(steps) > 10 and sum(steps) == 94
+    kept = log.read("cl", 0, 0, 100) + log.read("cl", 1, 0, 100)
+    assert sorted(int(r.value) for r in kept) == [94, 95, 96, 97, 98, 99]
     log.close()
