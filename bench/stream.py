@@ -395,6 +395,42 @@ def wait_minimal_by_counters(cluster: Cluster, documents: list[dict], timeout: f
     return {"done": True, "t_done": time.perf_counter(), "series": []}
 
 
+class WebhookSink:
+    """``bench.webhook_sink`` in a process of its own, and the benchmark program's webhook
+    actions pointed at it."""
+
+    def __init__(self) -> None:
+        from tests.support import free_port
+        self.port = free_port()
+        self.process = subprocess.Popen([sys.executable, "-m", "bench.webhook_sink",
+                                         str(self.port)], cwd=REPO)
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.count()
+                return
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError("the webhook sink did not start")
+                time.sleep(0.1)
+
+    def count(self) -> int:
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/count", timeout=5) as resp:
+            return json.loads(resp.read())["count"]
+
+    def point_at(self, collections: dict) -> None:
+        for scenario in collections["scenarios"].values():
+            for action in scenario.get("actions", []):
+                if action.get("type") == "webhook":
+                    action["url"] = self.url
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
 def run_tillstream(stream: Stream, root: Path, mode: str, workers: int, pipeline: str,
                    opts) -> dict:
     """Throughput on a preloaded log, then (1 worker) the open-loop latency runs."""
@@ -405,11 +441,14 @@ def run_tillstream(stream: Stream, root: Path, mode: str, workers: int, pipeline
     loyalty = pipeline == "loyalty"
     measured = stream.events if loyalty else stream.minimal
     sent_docs = list(measured)
+    sink = None
     try:
         # 1. configuration (replicated config topic: survives the restarts) and warm-up joins
         result["first_start_s"] = round(cluster.start(), 2)
         if loyalty:
             program, collections = program_collections()
+            sink = WebhookSink()  # the program's webhooks reach a receiver that answers
+            sink.point_at(collections)
             LoyaltyClient(cluster.workers[0]).configure(program, **collections)
             time.sleep(1.0)  # let every worker's config reader see it
             # Warm-up in two steps: a first slice of the joins gives the pace, which sizes the
@@ -549,6 +588,8 @@ def run_tillstream(stream: Stream, root: Path, mode: str, workers: int, pipeline
                     cluster.broker) or not result.get("latency"))
                 result["verification"]["crossings"] = check
                 result["verification"]["exact"] &= check["exact"]
+        if sink is not None:
+            result["webhooks_received"] = sink.count()
         log(f"{name}: verification {'EXACT' if result['verification']['exact'] else 'MISMATCH'}"
             f" ({result['verification']['members_checked']} members sampled)")
         return result
@@ -560,6 +601,8 @@ def run_tillstream(stream: Stream, root: Path, mode: str, workers: int, pipeline
         return result
     finally:
         cluster.close()
+        if sink is not None:
+            sink.close()
 
 
 # -- peers ---------------------------------------------------------------------------------------
