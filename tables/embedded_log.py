@@ -29,10 +29,12 @@ import orjson
 from rocksdict import Options, Rdict, WriteBatch
 
 DEFAULT_RETENTION_MS = 7 * 24 * 3600 * 1000
-#: Records per partition kept in memory once appended (up to twice as many between trims).
-#: Consumers at the end of the log — the usual case — read them there: a RocksDB iterator's
-#: seek costs more the larger the log has grown (9 % of a loyalty worker's CPU, measured).
-TAIL_RECORDS = 2048
+#: Records per partition kept in memory once appended (up to twice as many between trims), for
+#: topics that are not compacted. Consumers at the end of the log — the usual case — read them
+#: there: a RocksDB iterator's seek costs more the larger the log has grown (9 % of a loyalty
+#: worker's CPU, measured). Changelogs (compacted) are read only while a table recovers, from
+#: RocksDB; their pages would only cost memory here.
+TAIL_RECORDS = 1024
 #: Records read per step of a maintenance pass (compaction, retention) between two turns of
 #: the worker's event loop.
 STEP_RECORDS = 2000
@@ -253,7 +255,8 @@ class EmbeddedLog:
         for tp, offset in ends.items():
             self._appended_since_compaction[tp[0]] = (
                 self._appended_since_compaction.get(tp[0], 0) + offset - self._end[tp])
-            self._keep_tail(tp, groups[tp], written[tp])
+            if not self._topics[tp[0]].compacted:
+                self._keep_tail(tp, groups[tp], written[tp])
             self._end[tp] = offset
         for listener in self._listeners:
             listener()
