@@ -1,0 +1,93 @@
+"""One open-loop latency run on an embedded loyalty worker, at a rate you choose.
+
+``python -m bench.open_loop --rate 2000 --seconds 20 [--warm 60000]``: configures the benchmark
+program (webhooks to a local receiver), feeds the joins the events need, then ``--warm`` events
+as fast as the worker takes them (a worker with that much state and log behind it), then sends
+``rate × seconds`` events over ``POST /v1/events`` on a fixed schedule (a request every 20 ms,
+as ``make bench`` does) and prints the event-to-effect percentiles and the CPU seconds of the
+worker's threads over the run. ``make bench`` measures at fractions of a measured peak; this
+measures at a fixed rate, so two versions of the code can be compared at the same load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from bench.measure import ProcessWatch, histogram_percentiles
+from bench.stream import Cluster, Stream, WebhookSink, joins_needed
+from bench.workload import program_collections
+from tests.support import LoyaltyClient
+
+
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds per thread name (the event loop is ``python``, RocksDB's are
+    ``rocksdb:...``)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.open_loop", description=__doc__)
+    parser.add_argument("--rate", type=float, required=True, help="events per second")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--warm", type=int, default=0, help="events fed before the run")
+    parser.add_argument("--seed", type=int, default=7)
+    opts = parser.parse_args()
+    count = int(opts.rate * opts.seconds)
+    stream = Stream(events=count + opts.warm + 10, seed=opts.seed, partitions=4)
+    root = Path(tempfile.mkdtemp(prefix="open-loop-"))
+    cluster = Cluster(root, "embedded", 1, 4, "loyalty")
+    sink = WebhookSink()
+    try:
+        cluster.start()
+        program, collections = program_collections()
+        sink.point_at(collections)
+        LoyaltyClient(cluster.workers[0]).configure(program, **collections)
+        time.sleep(1.0)
+        docs = stream.events[opts.warm:opts.warm + count]
+        joins = stream.joins[:joins_needed(stream, stream.events[:opts.warm + count])]
+        cluster.feed_running(joins)
+        if not cluster.wait_events(len(joins), 600)["done"]:
+            raise SystemExit("joins not processed")
+        if opts.warm:
+            done = cluster.scrape()["events"]
+            cluster.feed_running(stream.events[:opts.warm])
+            if not cluster.wait_events(done + opts.warm, 600)["done"]:
+                raise SystemExit("warm-up events not processed")
+        time.sleep(2.0)
+        before = cluster.scrape()
+        pid = cluster.pids[0]
+        threads_before = thread_cpu(pid)
+        watch = ProcessWatch(cluster.pids)
+        sending = cluster.open_loop(docs, opts.rate)
+        wait = cluster.wait_events(before["events"] + len(docs), opts.seconds + 120)
+        resources = watch.stop()
+        threads = {name: round(seconds - threads_before.get(name, 0.0), 2)
+                   for name, seconds in thread_cpu(pid).items()
+                   if seconds - threads_before.get(name, 0.0) > 0.05}
+        after = cluster.scrape()
+        print({"rate": opts.rate, "seconds": opts.seconds, "warm": opts.warm,
+               "achieved_rate": sending["achieved_rate"], "caught_up": wait["done"],
+               **histogram_percentiles(before, after), **resources,
+               "thread_cpu_s": threads, "webhooks_received": sink.count()})
+    finally:
+        cluster.close()
+        sink.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
