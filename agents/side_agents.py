@@ -44,13 +44,18 @@ LEGACY_ANSWERS: dict[str, tuple[str, Callable[[str, Any], list[tuple[str, Any]]]
                                                 (f"code:{code}", request)]),
     "goals": ("donations", lambda donation, points: [(donation, points)]),
 }
+#: Answers the side logic keeps per request: a pool keeps the request's code and the code's
+#: request (engine/side.py ``apply_pool``), so its window holds twice as many answers for the
+#: same ``REMEMBERED_REQUESTS`` requests.
+ANSWERS_PER_REQUEST = {"rewards": 1, "pools": 2, "goals": 1}
 #: The field of a side state holding its answers' next sequence number.
 ANSWERS_NEXT = "answers_next"
 
 
 def answers_of(store: BatchStore, name: str, key: bytes, state: dict | None) -> RecentAnswers:
     """The state's window of answers; a state of the old layout moves its answers into it."""
-    answers = RecentAnswers(store, key, "answers", side.REMEMBERED_REQUESTS,
+    answers = RecentAnswers(store, key, "answers",
+                            side.REMEMBERED_REQUESTS * ANSWERS_PER_REQUEST[name],
                             (state or {}).get(ANSWERS_NEXT, 0))
     field, entries = LEGACY_ANSWERS[name]
     if state is not None and field in state:

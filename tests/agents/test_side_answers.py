@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from agents.side_agents import ANSWERS_NEXT, answers_of
 from engine.program import compile_program
+from engine import side
 from engine.side import apply_pool
 from tests.tables.memory_store import MemoryStore
 
@@ -39,3 +40,25 @@ def test_answers_survive_a_new_read_through_the_stored_next():
     again = answers_of(store, "pools", b"p", state)
     state, [second] = apply_pool(state, issue, program, again)
     assert first.event == second.event and state["available"] == ["B"]
+
+
+def test_a_pool_remembers_as_many_requests_as_the_other_side_agents(monkeypatch):
+    """A single-use issue keeps two answers (the request's code, the code's request); the
+    oldest of REMEMBERED_REQUESTS requests still gets its code back when replayed."""
+    monkeypatch.setattr(side, "REMEMBERED_REQUESTS", 3)
+    program = compile_program({"pools": {"p": {"name": "P", "kind": "single_use",
+                                               "codes": ["A", "B", "C", "D"]}}})
+    store = MemoryStore()
+    state = None
+
+    def issue(n: int):
+        nonlocal state
+        answers = answers_of(store, "pools", b"p", state)
+        state, [reply] = apply_pool(state, {
+            "id": f"r{n}", "type": "pool.issue", "member": "p",
+            "data": {"request": f"r{n}", "pool": "p", "member": f"m{n}"}}, program, answers)
+        state[ANSWERS_NEXT] = answers.next
+        return reply.event["data"]["code"]
+
+    assert [issue(1), issue(2), issue(3)] == ["A", "B", "C"]
+    assert issue(1) == "A" and state["available"] == ["D"]
