@@ -1,23 +1,100 @@
 """``kafka://``: faust's aiokafka transport with the batch path (agents/batching.py).
 
-Only the consumer's drain loop changes (and what a batch handler is given for a record);
-connection handling, the consumer thread, group membership, the rebalance listener and the
-producer are faust's own.
+Two things change; connection handling, the consumer thread, group membership, the rebalance
+listener and the producer are faust's own:
+
+- the consumer's drain loop (and what a batch handler is given for a record);
+- high-water marks for recovery come from fetch responses, not from ListOffsets.
+
+Why the second: faust's recovery reads a changelog up to the high-water mark it asked for.
+A broker whose ListOffsets answer is short (tansu 0.6 answers the last batch's base offset + 1
+when a batch holds several records) makes recovery stop early and lose state, unless every
+record is produced in a batch of its own, which costs a broker round trip per record. The
+high-water mark a fetch response carries is right on every broker, Apache Kafka included.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Type
+import asyncio
+from typing import Any, ClassVar, Iterable, List, Mapping, Type
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
 
 from agents.batching import BatchDrainMixin, BatchRecord
 
 SCHEME = "kafka"
 
+#: How long to wait for every partition's fetch response before falling back to ListOffsets.
+HIGH_WATER_TIMEOUT = 10.0
+
+
+async def fetched_high_waters(consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition],
+                              timeout: float = HIGH_WATER_TIMEOUT) -> dict[TopicPartition, int]:
+    """The high-water mark of each partition, as a fetch response reports it.
+
+    ``consumer`` is started and outside any group; this assigns it ``partitions``. Each
+    partition with records is fetched from one offset below ListOffsets' answer (never below
+    the log start), so the fetch returns at once with at least its last batch; an empty
+    partition needs no fetch. A partition that gives no answer within ``timeout`` keeps
+    ListOffsets' answer.
+    """
+    tps = list(partitions)
+    if not tps:
+        return {}
+    listed = await consumer.end_offsets(tps)
+    earliest = await consumer.beginning_offsets(tps)
+    marks = {tp: listed[tp] for tp in tps if listed[tp] <= earliest[tp]}
+    wanted = [tp for tp in tps if tp not in marks]
+    if wanted:
+        consumer.assign(wanted)
+        for tp in wanted:
+            consumer.seek(tp, max(earliest[tp], listed[tp] - 1))
+        deadline = asyncio.get_running_loop().time() + timeout
+        while wanted and asyncio.get_running_loop().time() < deadline:
+            await consumer.getmany(*wanted, timeout_ms=100, max_records=1)
+            answered = [tp for tp in wanted if consumer.highwater(tp) is not None]
+            for tp in answered:
+                marks[tp] = consumer.highwater(tp)
+            wanted = [tp for tp in wanted if tp not in marks]
+        for tp in wanted:
+            marks[tp] = listed[tp]
+    return marks
+
+
+class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """faust's consumer thread, asking fetch responses for high-water marks."""
+
+    async def _highwaters(self, partitions: List[TP]) -> Mapping[TP, int]:
+        if self.consumer.in_transaction:
+            return await super()._highwaters(partitions)
+        probe = AIOKafkaConsumer(**_probe_settings(self))
+        await probe.start()
+        try:
+            marks = await fetched_high_waters(
+                probe, [TopicPartition(tp.topic, tp.partition) for tp in partitions])
+        finally:
+            await probe.stop()
+        return {TP(tp.topic, tp.partition): mark for tp, mark in marks.items()}
+
+
+def _probe_settings(thread: faust_aiokafka.AIOKafkaConsumerThread) -> dict[str, Any]:
+    """The group consumer's connection settings, built as faust builds them."""
+    conf = thread.app.conf
+    return dict(bootstrap_servers=faust_aiokafka.server_list(thread.transport.url,
+                                                             thread.transport.default_port),
+                client_id=conf.broker_client_id, enable_auto_commit=False,
+                fetch_max_wait_ms=100, max_partition_fetch_bytes=64 * 1024,
+                **faust_aiokafka.credentials_to_aiokafka_auth(conf.broker_credentials,
+                                                              conf.ssl_context))
+
 
 class Consumer(BatchDrainMixin, faust_aiokafka.Consumer):
     """faust's aiokafka consumer whose fetched records go to batch handlers where registered."""
+
+    def _new_consumer_thread(self) -> ConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     @staticmethod
     def _to_batch_record(record) -> BatchRecord:

@@ -27,16 +27,11 @@ async def create_topics(bootstrap: str, names: list[str], partitions: int) -> No
         await admin.close()
 
 
-async def preload(bootstrap: str, topic: str, records: list[tuple[int, bytes, bytes]],
-                  one_per_batch: bool = True) -> float:
-    """Produce records (partition, key, value) and wait for all acks; returns seconds.
-
-    ``one_per_batch`` (``max_batch_size=1``) is the tansu 0.6 ListOffsets workaround: with
-    multi-record batches tansu answers a wrong end offset, which faust's recovery and lag use.
-    """
-    options = dict(max_batch_size=1, linger_ms=0) if one_per_batch else dict(
-        max_batch_size=256 * 1024, linger_ms=5)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, **options)
+async def preload(bootstrap: str, topic: str, records: list[tuple[int, bytes, bytes]]) -> float:
+    """Produce records (partition, key, value) in large batches and wait for all acks; returns
+    seconds."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1,
+                                max_batch_size=256 * 1024, linger_ms=5)
     await producer.start()
     began = time.perf_counter()
     try:
@@ -50,27 +45,6 @@ async def preload(bootstrap: str, topic: str, records: list[tuple[int, bytes, by
     finally:
         await producer.stop()
     return time.perf_counter() - began
-
-
-async def fetched_highwaters(bootstrap: str, topic: str, partitions: int) -> int:
-    """The sum of the high-water marks of a topic as fetch responses report them (correct on
-    tansu, unlike ListOffsets for multi-record batches)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        for tp in tps:
-            consumer.seek(tp, 0)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            await consumer.getmany(timeout_ms=200, max_records=1)
-            marks = [consumer.highwater(tp) for tp in tps]
-            if all(m is not None for m in marks):
-                return sum(marks)
-        return -1
-    finally:
-        await consumer.stop()
 
 
 async def read_all(bootstrap: str, topic: str, partitions: int,

@@ -10,8 +10,7 @@ For each mode it
    ``--members`` members) into the ``<app>-events`` topic *before* the worker starts:
    embedded mode writes straight into the worker's embedded log (``<data-dir>/log``) with
    :class:`tables.embedded_log.EmbeddedLog`; Kafka mode starts tansu (tests.support.TansuBroker),
-   creates the topic with explicit configs and produces with aiokafka, one record per batch
-   (tansu 0.6's ListOffsets quirk, see tests/conftest.py);
+   creates the topic with explicit configs and produces with aiokafka in large batches;
 2. starts a ``tillstream worker`` subprocess with ``TILLSTREAM_PIPELINE=minimal``
    (tests.support.WorkerProcess) and waits for ``/readyz``;
 3. times until every event is applied. Each partition is consumed in order, so a partition is
@@ -115,7 +114,7 @@ def preload_embedded(work: Workload, data_dir: Path) -> None:
 
 
 async def preload_kafka(work: Workload, bootstrap: str) -> None:
-    """Create ``<app>-events`` with explicit configs and produce one record per batch."""
+    """Create ``<app>-events`` with explicit configs and produce the records in large batches."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -128,9 +127,8 @@ async def preload_kafka(work: Workload, bootstrap: str) -> None:
                                             topic_configs=configs)])
     finally:
         await admin.close()
-    # max_batch_size=1: each record gets a batch of its own (tansu 0.6 ListOffsets quirk).
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=1, linger_ms=0,
-                                acks=1)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=256 * 1024,
+                                linger_ms=5, acks=1)
     await producer.start()
     try:
         futures = [await producer.send(EVENTS_TOPIC, value, key=key, partition=partition)

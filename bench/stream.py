@@ -185,8 +185,7 @@ class Cluster:
         records = to_records(documents, self.partitions)
         began = time.perf_counter()
         if self.broker:
-            asyncio.run(kq.preload(self.broker.bootstrap, EVENTS_TOPIC, records,
-                                   one_per_batch=True))
+            asyncio.run(kq.preload(self.broker.bootstrap, EVENTS_TOPIC, records))
         else:
             from tables.embedded_log import EmbeddedLog
             from agents.topics import EVENT_RETENTION_SECONDS
@@ -209,7 +208,7 @@ class Cluster:
         began = time.perf_counter()
         if self.broker:
             asyncio.run(kq.preload(self.broker.bootstrap, EVENTS_TOPIC,
-                                   to_records(documents, self.partitions), one_per_batch=True))
+                                   to_records(documents, self.partitions)))
         else:
             asyncio.run(_post_all(self.workers[0].url, documents))
         return time.perf_counter() - began
@@ -683,7 +682,7 @@ def run_peer(stream: Stream, root: Path, name: str, events: int, opts) -> dict:
                                      stream.partitions))
         records = to_records(documents, stream.partitions)
         result["preload_s"] = round(asyncio.run(kq.preload(
-            broker.bootstrap, f"{app}-events", records, one_per_batch=True)), 2)
+            broker.bootstrap, f"{app}-events", records)), 2)
         command = [sys.executable, "-m", PEERS[name], "--bootstrap", broker.bootstrap,
                    "--app", app, "--data-dir", str(data_dir / "state"),
                    "--status", str(status_path), "--partitions", str(stream.partitions)]

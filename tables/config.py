@@ -134,7 +134,11 @@ class _KafkaReader:
         await self.consumer.stop()
 
     async def highwater(self) -> int:
-        return (await self.consumer.end_offsets([self.tp]))[self.tp]
+        from agents.kafka_transport import fetched_high_waters
+
+        mark = (await fetched_high_waters(self.consumer, [self.tp]))[self.tp]
+        self._position = None
+        return mark
 
     async def read(self, offset: int, timeout: float) -> list[tuple[int, bytes, bytes | None]]:
         if self._position != offset:

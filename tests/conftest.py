@@ -15,8 +15,8 @@ def tansu():
 
     Two quirks of tansu 0.6.0, checked by tests/agents/test_tansu_quirks.py:
     - ListOffsets(latest) answers the last batch's base offset + 1 when a produce request
-      carries several records in one batch; faust reads high-waters that way during recovery,
-      so Kafka-mode workers here produce one record per batch (``producer_max_batch_size``).
+      carries several records in one batch. Workers take high-water marks from fetch
+      responses instead (agents/kafka_transport.py), so producers batch as on Kafka.
     - topics created without configs come back with empty configs; Tillstream declares every
       topic with explicit ``cleanup.policy`` / ``retention.ms`` (agents/topics.py).
     """

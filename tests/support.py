@@ -15,12 +15,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
-#: faust settings for Kafka-mode tests on tansu. One record per produce batch works around
-#: tansu 0.6's ListOffsets(latest) answer for multi-record batches (see tests/conftest.py);
-#: short group timeouts make the first join take seconds instead of ~30 s.
+#: faust settings for Kafka-mode tests on tansu: short group timeouts make the first join take
+#: seconds instead of ~30 s. Producers batch as they would on Kafka (see tests/conftest.py).
 TANSU_FAUST_OPTIONS = {
-    "producer_max_batch_size": 1,
-    "producer_linger": 0.0,
     "broker_session_timeout": 6.0,
     "broker_heartbeat_interval": 1.0,
     "broker_rebalance_timeout": 6.0,
@@ -200,8 +197,8 @@ class LoyaltyClient:
 
     def send_many(self, events: list[dict]) -> None:
         for start in range(0, len(events), 1000):
-            # A full batch waits for 1000 durable appends; on tansu (one record per produce
-            # batch) under load that can take longer than a query.
+            # A full batch waits for 1000 durable appends; on tansu under load that can take
+            # longer than a query.
             status, body = self.worker.post("/v1/events", {"events": events[start:start + 1000]},
                                             token=self.token, timeout=120.0)
             assert status == 202, body
@@ -255,14 +252,13 @@ class LoyaltyClient:
 
 def produce_events(bootstrap: str, topic: str, events: list[dict]) -> None:
     """Write events straight to a Kafka topic, keyed by member, the way a till system would
-    (one record per batch: the tansu 0.6 ListOffsets quirk)."""
+    (batched: many records per produce batch)."""
     import asyncio
 
     from aiokafka import AIOKafkaProducer
 
     async def produce() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=1,
-                                    linger_ms=0, acks=1)
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
         await producer.start()
         try:
             futures = [await producer.send(topic, json.dumps(event).encode(),

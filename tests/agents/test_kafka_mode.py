@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from agents.kafka_transport import fetched_high_waters
 from tests.support import wait_until
 
 #: These tests prove the plumbing with the minimal counter agent (agents/counter.py).
@@ -19,10 +20,8 @@ MINIMAL = {"TILLSTREAM_PIPELINE": "minimal"}
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
-async def _end_offset_after_one_batch(bootstrap: str, topic: str, records: int,
-                                      max_batch_size: int) -> int:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=max_batch_size,
-                                linger_ms=50)
+async def _produce_one_batch(bootstrap: str, topic: str, records: int) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=16384, linger_ms=50)
     await producer.start()
     try:
         futures = [await producer.send(topic, b"value", key=b"k", partition=0)
@@ -30,11 +29,16 @@ async def _end_offset_after_one_batch(bootstrap: str, topic: str, records: int,
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+
+
+async def _end_offsets(bootstrap: str, topic: str) -> tuple[int, int]:
+    """(ListOffsets' answer, the fetch responses' answer) for partition 0 of ``topic``."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=100)
     await consumer.start()
     try:
         tp = TopicPartition(topic, 0)
-        return (await consumer.end_offsets([tp]))[tp]
+        listed = (await consumer.end_offsets([tp]))[tp]
+        return listed, (await fetched_high_waters(consumer, [tp]))[tp]
     finally:
         await consumer.stop()
 
@@ -60,17 +64,16 @@ def _entries(described) -> dict:
 
 
 def test_quirk_list_offsets_counts_a_multi_record_batch_as_one(tansu):
-    """tansu 0.6.0: 10 records in one batch -> end offset 1. If this starts failing, tansu
-    fixed it, and the one-record-per-batch setting in tests/support.py can go."""
+    """tansu 0.6.0: 10 records in one batch -> ListOffsets says 1; the fetch response says 10,
+    and that is what the worker's recovery uses (agents/kafka_transport.py)."""
     asyncio.run(_create_and_describe(tansu.bootstrap, "quirk-batch", {}))
-    assert asyncio.run(_end_offset_after_one_batch(tansu.bootstrap, "quirk-batch", 10,
-                                                   max_batch_size=16384)) == 1
+    asyncio.run(_produce_one_batch(tansu.bootstrap, "quirk-batch", 10))
+    assert asyncio.run(_end_offsets(tansu.bootstrap, "quirk-batch")) == (1, 10)
 
 
-def test_workaround_one_record_per_batch_gives_the_true_high_water(tansu):
-    asyncio.run(_create_and_describe(tansu.bootstrap, "quirk-single", {}))
-    assert asyncio.run(_end_offset_after_one_batch(tansu.bootstrap, "quirk-single", 10,
-                                                   max_batch_size=1)) == 10
+def test_fetched_high_water_of_an_empty_topic_is_zero(tansu):
+    asyncio.run(_create_and_describe(tansu.bootstrap, "quirk-empty", {}))
+    assert asyncio.run(_end_offsets(tansu.bootstrap, "quirk-empty")) == (0, 0)
 
 
 def test_quirk_topics_created_without_configs_describe_empty(tansu):
