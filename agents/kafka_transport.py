@@ -64,7 +64,14 @@ async def fetched_high_waters(consumer: AIOKafkaConsumer, partitions: Iterable[T
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """faust's consumer thread, asking fetch responses for high-water marks."""
+    """faust's consumer thread, asking fetch responses for high-water marks, with the
+    worker's fetch wait (``Settings.fetch_max_wait_ms``) instead of faust's fixed 1.5 s."""
+
+    def _create_worker_consumer(self, transport) -> AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        # Read by AIOKafkaConsumer.start() when it builds its fetcher; faust passes no setting.
+        consumer._fetch_max_wait_ms = fetch_max_wait_ms(self.app)
+        return consumer
 
     async def _highwaters(self, partitions: List[TP]) -> Mapping[TP, int]:
         if self.consumer.in_transaction:
@@ -77,6 +84,12 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         finally:
             await probe.stop()
         return {TP(tp.topic, tp.partition): mark for tp, mark in marks.items()}
+
+
+def fetch_max_wait_ms(app) -> int:
+    """The worker's fetch wait (faust's own default for an app built without our settings)."""
+    settings = getattr(app, "tillstream_settings", None)
+    return 1500 if settings is None else settings.fetch_max_wait_ms
 
 
 def _probe_settings(thread: faust_aiokafka.AIOKafkaConsumerThread) -> dict[str, Any]:

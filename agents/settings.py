@@ -28,8 +28,12 @@ class Settings:
     #: ``loyalty`` (the member agent and everything around it) or ``minimal`` (the counter
     #: agent that proves the plumbing; benchmarks compare it with peer engines).
     pipeline: str = "loyalty"
-    #: Extra faust settings (tests lower Kafka timeouts and batch sizes through this).
+    #: Extra faust settings (tests lower Kafka timeouts through this).
     faust_options: dict = field(default_factory=dict)
+    #: Kafka mode: how long a fetch may wait on the broker for records. Kafka answers as soon
+    #: as a record arrives, so this only paces idle polling there (Kafka's default, 500 ms;
+    #: faust's is 1.5 s); tansu holds the fetch instead, so on tansu it is the latency floor.
+    fetch_max_wait_ms: int = 500
 
     @property
     def embedded(self) -> bool:
@@ -47,6 +51,8 @@ class Settings:
             partitions=int(env.get("TILLSTREAM_PARTITIONS", defaults.partitions)),
             app_id=env.get("TILLSTREAM_APP_ID", defaults.app_id),
             faust_options=orjson.loads(env.get("TILLSTREAM_FAUST_OPTIONS", "{}")),
+            fetch_max_wait_ms=int(env.get("TILLSTREAM_FETCH_MAX_WAIT_MS",
+                                          defaults.fetch_max_wait_ms)),
             tokens=env.get("TILLSTREAM_TOKENS", ""),
             test_clock=env.get("TILLSTREAM_TEST_CLOCK", "") == "1",
             pipeline=env.get("TILLSTREAM_PIPELINE", defaults.pipeline),

@@ -16,6 +16,8 @@ from typing import Any, Callable
 import faust
 import orjson
 
+from agents.kafka_transport import fetch_max_wait_ms, fetched_high_waters
+
 logger = logging.getLogger(__name__)
 
 CONFIG_TOPIC_CONFIGS = {"cleanup.policy": "compact", "retention.ms": -1}
@@ -123,7 +125,8 @@ class _KafkaReader:
         servers = [f"{url.host}:{url.port or 9092}" for url in app.conf.broker]
         self.tp = TopicPartition(topic, 0)
         self.consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False,
-                                         auto_offset_reset="earliest")
+                                         auto_offset_reset="earliest",
+                                         fetch_max_wait_ms=fetch_max_wait_ms(app))
 
     async def start(self) -> None:
         await self.consumer.start()
@@ -134,8 +137,6 @@ class _KafkaReader:
         await self.consumer.stop()
 
     async def highwater(self) -> int:
-        from agents.kafka_transport import fetched_high_waters
-
         mark = (await fetched_high_waters(self.consumer, [self.tp]))[self.tp]
         self._position = None
         return mark
