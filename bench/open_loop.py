@@ -3,10 +3,11 @@
 ``python -m bench.open_loop --rate 2000 --seconds 20 [--warm 60000]``: configures the benchmark
 program (webhooks to a local receiver), feeds the joins the events need, then ``--warm`` events
 as fast as the worker takes them (a worker with that much state and log behind it), then sends
-``rate × seconds`` events over ``POST /v1/events`` on a fixed schedule (a request every 20 ms,
-as ``make bench`` does) and prints the event-to-effect percentiles and the CPU seconds of the
-worker's threads over the run. ``make bench`` measures at fractions of a measured peak; this
-measures at a fixed rate, so two versions of the code can be compared at the same load.
+``rate × seconds`` events over ``POST /v1/events`` on a fixed schedule (a request every 20 ms
+as ``make bench`` does, or every ``--tick`` seconds) and prints the event-to-effect percentiles
+and the CPU seconds of the worker's threads over the run. ``make bench`` measures at fractions
+of a measured peak; this measures at a fixed rate, so two versions of the code can be compared
+at the same load.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warm", type=int, default=0, help="events fed before the run")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--tick", type=float, default=0.02,
+                        help="seconds between requests (each carries rate x tick events)")
     opts = parser.parse_args()
     count = int(opts.rate * opts.seconds)
     stream = Stream(events=count + opts.warm + 10, seed=opts.seed, partitions=4)
@@ -72,14 +75,14 @@ def main() -> None:
         pid = cluster.pids[0]
         threads_before = thread_cpu(pid)
         watch = ProcessWatch(cluster.pids)
-        sending = cluster.open_loop(docs, opts.rate)
+        sending = cluster.open_loop(docs, opts.rate, tick=opts.tick)
         wait = cluster.wait_events(before["events"] + len(docs), opts.seconds + 120)
         resources = watch.stop()
         threads = {name: round(seconds - threads_before.get(name, 0.0), 2)
                    for name, seconds in thread_cpu(pid).items()
                    if seconds - threads_before.get(name, 0.0) > 0.05}
         after = cluster.scrape()
-        print({"rate": opts.rate, "seconds": opts.seconds, "warm": opts.warm,
+        print({"rate": opts.rate, "seconds": opts.seconds, "warm": opts.warm, "tick": opts.tick,
                "achieved_rate": sending["achieved_rate"], "caught_up": wait["done"],
                **histogram_percentiles(before, after), **resources,
                "thread_cpu_s": threads, "webhooks_received": sink.count()})

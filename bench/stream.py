@@ -213,12 +213,15 @@ class Cluster:
             asyncio.run(_post_all(self.workers[0].url, documents))
         return time.perf_counter() - began
 
-    def open_loop(self, documents: list[dict], rate: float) -> dict:
+    def open_loop(self, documents: list[dict], rate: float, tick: float = 0.02) -> dict:
+        """Send ``documents`` at ``rate`` on a fixed schedule; over HTTP (embedded) one request
+        every ``tick`` seconds."""
         if self.broker:
             return asyncio.run(kq.open_loop_kafka(self.broker.bootstrap, EVENTS_TOPIC,
                                                   to_records(documents, self.partitions), rate))
         path = "/v1/counters" if self.pipeline == "minimal" else "/v1/events"
-        return asyncio.run(open_loop_http(self.workers[0].url, documents, rate, path=path))
+        return asyncio.run(open_loop_http(self.workers[0].url, documents, rate, tick=tick,
+                                          path=path))
 
     def read_topic(self, topic: str) -> list[tuple[bytes, bytes]] | None:
         """Every record of a topic (Kafka: while running; embedded: after ``stop``)."""
