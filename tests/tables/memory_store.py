@@ -16,5 +16,9 @@ class MemoryStore(dict):
         self.pop(key, None)
         self[key] = encode(value)
 
+    def scan_live(self, prefix, decode):
+        return {key: decode(value) for key, value in self.items()
+                if key.startswith(prefix) and value is not None}
+
     def live_keys(self) -> set:
         return {key for key, value in self.items() if value is not None}

@@ -57,7 +57,9 @@ def test_an_append_cut_short_by_a_crash_is_not_duplicated_when_replayed():
     lists.append_from("s", [(0, 2, 1, b'{"n":1}')])    # the execution is sent again
     items, total = lists.newest_first("s")
     assert total == 2 and [i["n"] for i in items] == [1, 0]
-    assert table[b"s\0executions\0" + b"0"] == b'{"n":0}\n{"n":1}'
+    assert table.scan_live(b"s\0executions\0" + b"0\0", bytes) == {
+        b"s\0executions\0" + b"0\0" + b"0": b'{"n":0}',
+        b"s\0executions\0" + b"0\0" + b"1": b'{"n":1}'}
 
 
 def test_a_head_of_the_old_layout_keeps_its_count():
@@ -70,12 +72,36 @@ def test_a_head_of_the_old_layout_keeps_its_count():
     assert total == 2 and [i["n"] for i in items] == [1, 0]
 
 
-def test_leftovers_inside_a_page_are_cut_on_the_next_append_and_never_read():
+def test_leftovers_inside_a_page_are_overwritten_by_the_next_append_or_never_read():
     table = MemoryStore()
     lists = PagedLists(table, "ledger", page_size=5)
     known = lists.append_at("m", encoded(0), 0)
     lists.append_at("m", encoded(1, 2), known)        # a flush cut short: the state says 1
     assert lists.newest_first("m", total=known) == ([{"n": 0}], 1)
     count = lists.append_at("m", encoded(7), known)
-    assert table[b"m\0ledger\0" + b"0"] == b'{"n":0}\n{"n":7}'
+    assert table[b"m\0ledger\0" + b"0\0" + b"1"] == b'{"n":7}'
+    assert table[b"m\0ledger\0" + b"0\0" + b"2"] == b'{"n":2}'   # a leftover, never read
     assert lists.newest_first("m", total=count) == ([{"n": 7}, {"n": 0}], 2)
+
+
+def test_an_append_writes_the_new_item_and_nothing_else():
+    table = MemoryStore()
+    lists = PagedLists(table, "ledger", page_size=100)
+    count = lists.append_at("m", encoded(*range(50)), 0)
+    before = dict(table)
+    lists.append_at("m", encoded(50), count)
+    assert {k: v for k, v in table.items() if before.get(k) != v} == {
+        b"m\0ledger\0" + b"0\0" + b"50": b'{"n":50}'}
+
+
+def test_a_page_of_the_old_layout_is_read_and_appended_to_in_place():
+    """Before item keys, a page was one value: its items' JSON, one per line, maybe followed
+    by leftovers of an append cut short. Such a list reads as it is and grows item by item."""
+    table = MemoryStore()
+    table[b"m\0ledger\0" + b"0"] = b'{"n":0}\n{"n":1}\n{"n":2}'
+    table[b"m\0ledger\0" + b"1"] = b'{"n":3}\n{"n":4}\n{"n":99}'   # 99: a leftover
+    lists = PagedLists(table, "ledger", page_size=3)
+    assert lists.newest_first("m", total=5) == ([{"n": n} for n in (4, 3, 2, 1, 0)], 5)
+    count = lists.append_at("m", encoded(5, 6), 5)
+    items, total = lists.newest_first("m", total=count)
+    assert total == 7 and [i["n"] for i in items] == [6, 5, 4, 3, 2, 1, 0]
