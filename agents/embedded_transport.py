@@ -286,13 +286,14 @@ class Producer(_TopicCreation, FaustProducer):
         self._schedule_write()
         return future
 
-    def append_this_turn(self, topic: str, key: Optional[bytes],
-                         value: Optional[bytes]) -> asyncio.Future:
+    def append_this_turn(self, topic: str, key: Optional[bytes], value: Optional[bytes],
+                         partition: Optional[int] = None) -> asyncio.Future:
         """The record joins this loop turn's write; returns the turn's future, shared by every
         record of the turn, which resolves (to None) once they are all written. For records
-        whose offsets nobody reads (``agents.outgoing.Outgoing``): a future and a
-        ``RecordMetadata`` per record cost more than the rest of the send."""
-        self._pending.append((self._tp(topic, key, None), (key, value, None, []), None))
+        whose offsets nobody reads (``agents.outgoing.Outgoing``, all but the last changelog
+        record of a flush): a future and a ``RecordMetadata`` per record cost more than the
+        rest of the send."""
+        self._pending.append((self._tp(topic, key, partition), (key, value, None, []), None))
         return self._schedule_write()
 
     def _schedule_write(self) -> asyncio.Future:

@@ -178,18 +178,31 @@ class BatchStore:
 
     async def _send_changelog(self) -> dict[int, list]:
         """Move the dirty keys to ``_flushing`` and send one changelog record per key; returns
-        partition -> the sends' futures."""
+        partition -> futures whose offsets include the partition's last record.
+
+        The embedded log writes one loop turn's records to a partition in order and all or
+        none, so there only the last record of a partition gets a future of its own: a
+        coroutine, a future and a RecordMetadata per record were 4-5 % of the worker."""
         self._flushing, self._dirty = self._dirty, defaultdict(dict)
         topic = self.table.changelog_topic.get_topic_name()
-        send = self.app.producer.send
+        producer = self.app.producer
+        append_this_turn = getattr(producer, "append_this_turn", None)  # embedded only
         sent = {}
         for partition, keys in self._flushing.items():
             for key, value in keys.items():
                 if type(value) is Live:
                     keys[key] = value.encode(value.value)
-            if keys:
-                sent[partition] = [await send(topic, key, value, partition, None, None)
-                                   for key, value in _owners_last(keys)]
+            if not keys:
+                continue
+            records = _owners_last(keys)
+            if append_this_turn is None:
+                sent[partition] = [await producer.send(topic, key, value, partition, None, None)
+                                   for key, value in records]
+                continue
+            for key, value in records[:-1]:
+                append_this_turn(topic, key, value, partition)
+            key, value = records[-1]
+            sent[partition] = [producer.send_this_turn(topic, key, value, partition)]
         return sent
 
     def _write_local(self, sent: dict[int, list]) -> None:

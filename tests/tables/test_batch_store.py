@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
+import faust
 from rocksdict import Options, Rdict
 
+from agents import embedded_transport
 from tables.batch_store import BatchStore
 
 OFFSET_KEY = b"__faust\0offset__"
@@ -197,3 +199,34 @@ def test_a_prefix_scan_sees_stored_and_unflushed_keys_of_the_owner(tmp_path):
     assert store.scan_live(b"brand\0till\0", int) == {b"brand\0till\0T1": 10,
                                                      b"brand\0till\0T3": 3}
 
+
+
+def test_on_the_embedded_log_a_flush_lands_in_order_with_its_last_offset(tmp_path):
+    """There only the last record of a partition has a future of its own; the offset the
+    WriteBatch keeps is still the partition's last changelog record."""
+    embedded_transport.register()
+    app = faust.App("store-test", broker=f"embedded://{tmp_path / 'log'}",
+                    datadir=str(tmp_path), topic_partitions=4)
+    store, table = make_store(tmp_path, app.producer)
+    log = app.producer.transport.log
+
+    async def two_batches():
+        for batch in range(2):
+            store.use_partition(2)
+            store[b"m1\0ledger\0" + b"0\0%d" % batch] = b"entry-%d" % batch
+            store[b"m1"] = b"state-%d" % batch
+            store.use_partition(3)
+            store[b"m9"] = b"nine-%d" % batch
+            store.use_partition(None)
+            await store.flush()
+
+    asyncio.run(two_batches())
+    records = log.read("app-members-changelog", 2, 0, 10)
+    assert [(r.offset, r.key, r.value) for r in records] == [
+        (0, b"m1\0ledger\0" + b"0\0" + b"0", b"entry-0"), (1, b"m1", b"state-0"),
+        (2, b"m1\0ledger\0" + b"0\0" + b"1", b"entry-1"), (3, b"m1", b"state-1")]
+    assert [r.value for r in log.read("app-members-changelog", 3, 0, 10)] == [b"nine-0",
+                                                                               b"nine-1"]
+    assert table.db(2)[OFFSET_KEY] == b"3" and table.db(3)[OFFSET_KEY] == b"1"
+    assert table.db(2)[b"m1"] == b"state-1"
+    log.close()
