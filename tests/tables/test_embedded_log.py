@@ -158,3 +158,20 @@ def test_maintenance_runs_in_small_steps_with_the_same_result(tmp_path, monkeypa
     kept = log.read("cl", 0, 0, 100) + log.read("cl", 1, 0, 100)
     assert sorted(int(r.value) for r in kept) == [94, 95, 96, 97, 98, 99]
     log.close()
+
+
+def test_a_large_changelog_is_compacted_when_its_new_records_reach_half_of_it(tmp_path):
+    """A compaction reads the whole topic, so it waits for as many new records as half of
+    what the topic kept: each record is read a bounded number of times."""
+    log = EmbeddedLog.open(tmp_path)
+    log.compaction_min_records = 10
+    log.create_topic("cl", 1, compacted=True)
+    for i in range(100):
+        log.append("cl", 0, b"item-%d" % i, b"v")           # keys written once, as list items
+    assert log.maintain() == 0 and log.record_count("cl") == 100
+    for i in range(49):
+        log.append("cl", 0, b"state", b"%d" % i)              # a key rewritten 49 times
+    assert log.maintain() == 0 and log.record_count("cl") == 149   # 49 < 100 / 2: not yet
+    log.append("cl", 0, b"state", b"49")
+    assert log.maintain() == 49 and log.record_count("cl") == 101
+    log.close()
