@@ -1,16 +1,18 @@
 """``kafka://``: faust's aiokafka transport with the batch path (agents/batching.py).
 
-Two things change; connection handling, the consumer thread, group membership, the rebalance
-listener and the producer are faust's own:
+Three things change; connection handling, the consumer thread, group membership, the
+rebalance listener and the producer are faust's own:
 
 - the consumer's drain loop (and what a batch handler is given for a record);
-- high-water marks for recovery come from fetch responses, not from ListOffsets.
+- high-water marks for recovery come from fetch responses, not from ListOffsets;
+- the group consumer's fetch wait is ``Settings.fetch_max_wait_ms``, not faust's fixed 1.5 s.
 
-Why the second: faust's recovery reads a changelog up to the high-water mark it asked for.
-A broker whose ListOffsets answer is short (tansu 0.6 answers the last batch's base offset + 1
-when a batch holds several records) makes recovery stop early and lose state, unless every
-record is produced in a batch of its own, which costs a broker round trip per record. The
-high-water mark a fetch response carries is right on every broker, Apache Kafka included.
+Why the second: faust's recovery reads a changelog up to the high-water mark it asked for, and
+refuses to start a worker whose tables persisted an offset above it (ConsistencyError). A
+broker whose ListOffsets answer is short (tansu 0.6 answers the last batch's base offset + 1
+when a batch holds several records) then stops a restarted worker, unless every record is
+produced in a batch of its own, which costs a broker round trip per record. The high-water
+mark a fetch response carries is right on every broker, Apache Kafka included.
 """
 
 from __future__ import annotations
