@@ -56,9 +56,10 @@ async def fetched_high_waters(consumer: AIOKafkaConsumer, partitions: Iterable[T
         deadline = asyncio.get_running_loop().time() + timeout
         while wanted and asyncio.get_running_loop().time() < deadline:
             await consumer.getmany(*wanted, timeout_ms=100, max_records=1)
-            answered = [tp for tp in wanted if consumer.highwater(tp) is not None]
-            for tp in answered:
-                marks[tp] = consumer.highwater(tp)
+            for tp in wanted:
+                mark = consumer.highwater(tp)
+                if mark is not None:
+                    marks[tp] = mark
             wanted = [tp for tp in wanted if tp not in marks]
         for tp in wanted:
             marks[tp] = listed[tp]

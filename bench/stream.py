@@ -402,7 +402,6 @@ class WebhookSink:
     actions pointed at it."""
 
     def __init__(self) -> None:
-        from tests.support import free_port
         self.port = free_port()
         self.process = subprocess.Popen([sys.executable, "-m", "bench.webhook_sink",
                                          str(self.port)], cwd=REPO)
@@ -418,9 +417,10 @@ class WebhookSink:
                 time.sleep(0.1)
 
     def count(self) -> int:
-        import urllib.request
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/count", timeout=5) as resp:
-            return json.loads(resp.read())["count"]
+        status, body = http("GET", f"http://127.0.0.1:{self.port}/count", timeout=5)
+        if status != 200:
+            raise RuntimeError(f"the webhook sink answered {status}: {body}")
+        return body["count"]
 
     def point_at(self, collections: dict) -> None:
         for scenario in collections["scenarios"].values():

@@ -363,7 +363,6 @@ class EmbeddedLog:
                 for raw_key in stale:
                     batch.delete(raw_key)
                 self._db.write(batch)
-                self._tail.pop((topic, partition), None)
             self._scan_bounds(topic, partition)
             yield len(stale)
         self._appended_since_compaction[topic] = 0
