@@ -6,7 +6,10 @@ consumer's ``wait_first``, a queue per stream, an Event and a context per record
 record and a RocksDB write per table write (NOTES.md, bench/RESULTS.md). A topic with a batch
 handler skips all of that: the consumer hands the handler every record it fetched for one
 partition, the handler writes its state and effects once for the batch, and the consumer then
-marks every offset of the batch acknowledged, so faust's own commit loop commits them.
+marks every offset of the batch acknowledged, so faust's own commit loop commits them. A
+*grouped* handler takes every partition of its topic in one fetch at once: a worker fed by
+small requests gets a few records per partition per fetch, and one flush and one wait for
+all of them cost a fraction of one per partition.
 
 faust keeps everything else: group membership, partition assignment, pausing partitions while
 their tables recover, offset commits, table routing and the web server. Topics without a
@@ -42,14 +45,25 @@ class BatchRecord(NamedTuple):
 
 
 BatchHandler = Callable[[TP, list[BatchRecord]], Awaitable[None]]
+#: Takes ``[(tp, records), ...]``: every partition of the topic in one fetch, in one call.
+GroupedBatchHandler = Callable[[list[tuple[TP, list[BatchRecord]]]], Awaitable[None]]
 
 
-def handlers_of(app) -> dict[str, BatchHandler]:
+def handlers_of(app) -> dict[str, BatchHandler | GroupedBatchHandler]:
     """Topic name -> handler; kept on the app (``app.batch_handlers``) for its consumer."""
     handlers = getattr(app, "batch_handlers", None)
     if handlers is None:
         handlers = app.batch_handlers = {}
     return handlers
+
+
+def grouped_of(app) -> set[str]:
+    """Topics whose handlers take all their partitions of a fetch at once
+    (``app.batch_grouped``)."""
+    topics = getattr(app, "batch_grouped", None)
+    if topics is None:
+        topics = app.batch_grouped = set()
+    return topics
 
 
 def self_acking_of(app) -> set[str]:
@@ -69,18 +83,22 @@ def revoke_hooks_of(app) -> list[Callable[[], Awaitable[None]]]:
     return hooks
 
 
-def batch_agent(app, topic, name: str, handler: BatchHandler, *,
-                self_acking: bool = False) -> None:
+def batch_agent(app, topic, name: str, handler: BatchHandler | GroupedBatchHandler, *,
+                self_acking: bool = False, grouped: bool = False) -> None:
     """Send ``topic``'s records to ``handler`` a fetched batch at a time. The faust agent
     declared here only subscribes the topic (and co-partitions the tables) for faust.
 
     ``self_acking``: the handler returns before its records are done (it starts work that
     finishes later, such as deliveries) and acknowledges each record with
     :meth:`BatchDrainMixin.acknowledge` when it is; otherwise the batch is acknowledged when
-    the handler returns."""
+    the handler returns.
+
+    ``grouped``: ``handler`` is a :data:`GroupedBatchHandler`."""
     handlers_of(app)[topic.get_topic_name()] = handler
     if self_acking:
         self_acking_of(app).add(topic.get_topic_name())
+    if grouped:
+        grouped_of(app).add(topic.get_topic_name())
 
     async def subscribe(stream):
         async for _ in stream:
@@ -121,6 +139,7 @@ class BatchDrainMixin:
                     await self.perform_seek()
                     continue
                 generation = self.app.consumer_generation_id
+                per_topic: dict[str, list[tuple[TP, list]]] = {}
                 for tp, batch in records.items():
                     if self.app.consumer_generation_id != generation or not self.flow_active:
                         break
@@ -128,11 +147,14 @@ class BatchDrainMixin:
                             and tp not in self._buffered_partitions):
                         continue
                     self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-                    handler = handlers.get(tp.topic)
-                    if handler is not None:
-                        await self._deliver_batch(handler, tp, batch, generation)
+                    if tp.topic in handlers:
+                        per_topic.setdefault(tp.topic, []).append((tp, batch))
                     elif not self._restore(tp, batch):
                         await self._deliver_one_by_one(tp, batch)
+                for topic, batches in per_topic.items():
+                    if self.app.consumer_generation_id != generation or not self.flow_active:
+                        break
+                    await self._deliver_batches(topic, batches, generation)
                 commit_every = self._commit_every
                 if commit_every is not None and self._n_acked >= commit_every:
                     self._n_acked = 0
@@ -155,19 +177,36 @@ class BatchDrainMixin:
             return batch
         return [record for record in batch if record.offset >= read]
 
-    async def _deliver_batch(self, handler: BatchHandler, tp: TP, batch: list,
-                             generation: int) -> None:
+    async def _deliver_batches(self, topic: str, batches: list[tuple[TP, list]],
+                               generation: int) -> None:
+        """A fetch's batches of ``topic`` to its handler: in one call if it is grouped, else
+        partition by partition; then their offsets are acknowledged (unless it is
+        self-acking)."""
+        app = self.app
+        handler = handlers_of(app)[topic]
         async with self.batch_lock:
-            if self.app.consumer_generation_id != generation or tp not in self.assignment():
+            if app.consumer_generation_id != generation:
                 return
+            assigned = self.assignment()
             to_record = self._to_batch_record
-            messages = [to_record(record) for record in self._unread(tp, batch)]
-            if not messages:
+            group = []
+            for tp, batch in batches:
+                if tp in assigned:
+                    messages = [to_record(record) for record in self._unread(tp, batch)]
+                    if messages:
+                        group.append((tp, messages))
+            if not group:
                 return
-            await handler(tp, messages)
-            if tp.topic not in self_acking_of(self.app):
-                self._ack_offsets(tp, messages[0].offset, messages[-1].offset)
-            self._read_offset[tp] = messages[-1].offset
+            if topic in grouped_of(app):
+                await handler(group)
+            else:
+                for tp, messages in group:
+                    await handler(tp, messages)
+            acking = topic not in self_acking_of(app)
+            for tp, messages in group:
+                if acking:
+                    self._ack_offsets(tp, messages[0].offset, messages[-1].offset)
+                self._read_offset[tp] = messages[-1].offset
 
     def acknowledge(self, tp: TP, offset: int, generation: int,
                     last: Optional[int] = None) -> None:

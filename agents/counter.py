@@ -21,7 +21,7 @@ from agents.batching import batch_agent
 from agents.metrics import EVENT_TO_EFFECT, EVENTS, observe_many
 from agents.outgoing import Outgoing
 from agents.topics import EVENT_RETENTION_SECONDS, events_topic
-from tables.batch_store import BatchStore
+from tables.batch_store import BatchStore, handling
 
 THRESHOLD = 1000.0
 
@@ -44,39 +44,42 @@ def register(app: faust.App) -> None:
     counts = store.table
     app.tillstream_counts = counts
 
-    async def count_batch(tp, messages: list) -> None:
+    async def count_batches(batches: list) -> None:
         out = Outgoing(app.producer)
         crossings_topic = crossings.get_topic_name()
-        async with store.handling(tp.partition):
-            for message in messages:
-                member = message.key
-                row = store.get_live(member, orjson.loads)
-                if row is None:
-                    row = {"count": 0, "amount": 0.0, "offset": -1}
-                elif message.offset <= row["offset"]:
-                    continue
-                try:
-                    document = orjson.loads(message.value)
-                except orjson.JSONDecodeError:
-                    document = {}
-                if not isinstance(document, dict):
-                    document = {}
-                total = row["amount"] + _amount(document)
-                if row["amount"] < THRESHOLD <= total:
-                    await out.send(crossings_topic, member, orjson.dumps(
-                        {"member": member.decode(errors="replace"), "total": total,
-                         "event": document.get("id")}))
-                row["count"] += 1
-                row["amount"] = total
-                row["offset"] = message.offset
-                store.put_live(member, row, orjson.dumps)
+        async with handling(store) as use:
+            for tp, messages in batches:
+                use(tp.partition)
+                for message in messages:
+                    member = message.key
+                    row = store.get_live(member, orjson.loads)
+                    if row is None:
+                        row = {"count": 0, "amount": 0.0, "offset": -1}
+                    elif message.offset <= row["offset"]:
+                        continue
+                    try:
+                        document = orjson.loads(message.value)
+                    except orjson.JSONDecodeError:
+                        document = {}
+                    if not isinstance(document, dict):
+                        document = {}
+                    total = row["amount"] + _amount(document)
+                    if row["amount"] < THRESHOLD <= total:
+                        await out.send(crossings_topic, member, orjson.dumps(
+                            {"member": member.decode(errors="replace"), "total": total,
+                             "event": document.get("id")}))
+                    row["count"] += 1
+                    row["amount"] = total
+                    row["offset"] = message.offset
+                    store.put_live(member, row, orjson.dumps)
             await out.wait()
+        messages = [message for _, batch in batches for message in batch]
         EVENTS.labels(type="purchase", outcome="applied").inc(len(messages))
         now = time.time()
         observe_many(EVENT_TO_EFFECT, [max(0.0, now - message.timestamp)
                                        for message in messages if message.timestamp])
 
-    batch_agent(app, events, "count-events", count_batch)
+    batch_agent(app, events, "count-events", count_batches, grouped=True)
 
     @app.page("/v1/counters/{member}")
     class CounterView(View):

@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Optional, Set, Type
+from time import perf_counter
+from typing import Any, Awaitable, Callable, ClassVar, Iterator, Mapping, Optional, Set, Type
 
 from aiokafka.partitioner import murmur2
 from faust.assignor.client_assignment import ClientAssignment
@@ -33,6 +34,8 @@ SCHEME = "embedded"
 MAX_RECORDS_PER_PARTITION = 2000
 #: Seconds between compaction / retention passes over the log.
 MAINTENANCE_INTERVAL = 30.0
+#: The most of the event loop's time a maintenance pass takes (``run_paced``).
+MAINTENANCE_SHARE = 0.2
 
 
 @lru_cache(maxsize=1 << 16)
@@ -91,8 +94,7 @@ class Consumer(_TopicCreation, BatchDrainMixin, FaustConsumer):
     async def _maintain_log(self) -> None:
         """Keep the disk bounded: compact grown changelogs, drop records past retention."""
         async for _ in self.itertimer(MAINTENANCE_INTERVAL, name="embedded-log-maintenance"):
-            for _ in self._log.maintenance_steps():
-                await asyncio.sleep(0)
+            await run_paced(self._log.maintenance_steps(), MAINTENANCE_SHARE)
 
     # -- assignment --------------------------------------------------------------------------
 
@@ -247,6 +249,24 @@ class Consumer(_TopicCreation, BatchDrainMixin, FaustConsumer):
             record.headers, key, value, None,
             0 if key is None else len(key), 0 if value is None else len(value), tp,
             generation_id=self.app.consumer_generation_id)
+
+
+async def run_paced(steps: Iterator[Any], share: float, clock: Callable[[], float] = perf_counter,
+                    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    """Run ``steps`` taking at most ``share`` of the event loop's time: after each step, sleep
+    for the time it took times ``1 / share - 1``. Without it a compaction pass ran a step at
+    every turn of the loop, took a third of a busy worker's time for seconds, and the events
+    queued behind it (p99 from about 20 ms to 200-450 ms while a pass ran, at 1,800 events/s).
+    """
+    idle_per_busy = 1 / share - 1
+    while True:
+        started = clock()
+        if next(steps, _DONE) is _DONE:
+            return
+        await sleep((clock() - started) * idle_per_busy)
+
+
+_DONE = object()
 
 
 class Producer(_TopicCreation, FaustProducer):

@@ -131,28 +131,31 @@ class MemberProcessor:
                           analytics=topics.analytics.get_topic_name(),
                           side={k: t.get_topic_name() for k, t in topics.side.items()})
 
-    async def process_batch(self, tp, messages: list) -> None:
-        """Apply a partition's fetched events in order; effects are durable before the states
-        that record them, and both before the batch's offsets are acknowledged."""
+    async def process_batches(self, batches: list) -> None:
+        """Apply the events of each fetched partition in order; effects are durable before
+        the states that record them, and both before the batches' offsets are acknowledged.
+        The partitions of one fetch share one flush and one wait."""
         await self.config.caught_up.wait()
         tables = self.tables
         out = Outgoing(self.app.producer)
-        batch = BatchAnalytics(tp.partition)
         outcomes: dict[tuple[str, str], int] = {}
         program = self.config.program()
-        async with handling(tp.partition, tables.members.store, tables.timers.store):
-            for message in messages:
-                try:
-                    outcome = await self.process(message, program, out, batch)
-                except Exception as exc:  # one record must not stop the partition: DLQ it
-                    logger.exception("event at %s:%d could not be processed",
-                                     message.topic, message.offset)
-                    await self.dead_letters.refuse(out, "processing_error", message, [
-                        {"field": "", "problem": f"{type(exc).__name__}: {exc}"}])
-                    outcome = ("unknown", "rejected")
-                outcomes[outcome] = outcomes.get(outcome, 0) + 1
-            for brand, record in batch.records():
-                await out.send(self.names.analytics, brand.encode(), orjson.dumps(record))
+        async with handling(tables.members.store, tables.timers.store) as use:
+            for tp, messages in batches:
+                use(tp.partition)
+                batch = BatchAnalytics(tp.partition)
+                for message in messages:
+                    try:
+                        outcome = await self.process(message, program, out, batch)
+                    except Exception as exc:  # one record must not stop the partition: DLQ it
+                        logger.exception("event at %s:%d could not be processed",
+                                         message.topic, message.offset)
+                        await self.dead_letters.refuse(out, "processing_error", message, [
+                            {"field": "", "problem": f"{type(exc).__name__}: {exc}"}])
+                        outcome = ("unknown", "rejected")
+                    outcomes[outcome] = outcomes.get(outcome, 0) + 1
+                for brand, record in batch.records():
+                    await out.send(self.names.analytics, brand.encode(), orjson.dumps(record))
             if not getattr(self.app.producer, "writes_turn_atomically", False):
                 await out.wait()
         # The embedded log writes the effects and the states' changelog records of this turn
@@ -163,7 +166,8 @@ class MemberProcessor:
             EVENTS.labels(type=event_type, outcome=outcome).inc(count)
         now = self.clock.now() - self.clock.offset
         observe_many(EVENT_TO_EFFECT, [max(0.0, now - message.timestamp)
-                                       for message in messages if message.timestamp])
+                                       for _, messages in batches for message in messages
+                                       if message.timestamp])
 
     async def process(self, message: Any, program, out: Outgoing,
                       batch: "BatchAnalytics") -> tuple[str, str]:
@@ -321,6 +325,6 @@ def register(app: faust.App, config: ConfigReplica, clock: Clock) -> MemberProce
     topics = declare_topics(app)
     tables = MemberTables(members=MemberStore(app), timers=TimerIndex(app))
     processor = MemberProcessor(app, topics, tables, config, DeadLetters(app), clock)
-    batch_agent(app, topics.events, "members", processor.process_batch)
+    batch_agent(app, topics.events, "members", processor.process_batches, grouped=True)
 
     return processor

@@ -18,7 +18,7 @@ from faust.web import Request, Response, View
 from agents.batching import batch_agent
 from api.routing import route_to_owner
 from api.errors import json_response, page_params
-from tables.batch_store import BatchStore
+from tables.batch_store import BatchStore, handling
 from tables.paged_lists import PagedLists
 
 def register(app: faust.App, executions_topic: faust.TopicT) -> PagedLists:
@@ -26,17 +26,19 @@ def register(app: faust.App, executions_topic: faust.TopicT) -> PagedLists:
     table = store.table
     history = PagedLists(store, "executions")
 
-    async def record(tp, messages: list) -> None:
-        """A fetched batch of executions: one append per scenario, one flush."""
-        per_scenario: dict[str, list] = {}
-        for message in messages:
-            per_scenario.setdefault(message.key.decode(), []).append(
-                (*source_of(message), message.value))
-        async with store.handling(tp.partition):
-            for scenario, items in per_scenario.items():
-                history.append_from(scenario, items)
+    async def record(batches: list) -> None:
+        """A fetch's executions: one append per scenario and partition, one flush."""
+        async with handling(store) as use:
+            for tp, messages in batches:
+                per_scenario: dict[str, list] = {}
+                for message in messages:
+                    per_scenario.setdefault(message.key.decode(), []).append(
+                        (*source_of(message), message.value))
+                use(tp.partition)
+                for scenario, items in per_scenario.items():
+                    history.append_from(scenario, items)
 
-    batch_agent(app, executions_topic, "scenario-history", record)
+    batch_agent(app, executions_topic, "scenario-history", record, grouped=True)
 
     @app.page("/v1/scenarios/{scenario}/executions")
     class ScenarioExecutionsView(View):

@@ -24,7 +24,7 @@ from agents.metrics import PROMO_POOL_DRY
 from agents.outgoing import Outgoing
 from engine import effects as fx
 from engine import side
-from tables.batch_store import BatchStore
+from tables.batch_store import BatchStore, handling
 from tables.config import ConfigReplica
 from tables.recent_answers import RecentAnswers
 
@@ -99,14 +99,16 @@ def _register_one(app: faust.App, name: str, topic: faust.TopicT, events_topic: 
             state[ANSWERS_NEXT] = answers.next
             store.put_live(message.key, state, orjson.dumps)
 
-    async def process_batch(tp, messages: list) -> None:
+    async def process_batches(batches: list) -> None:
         """Replies are durable before the states that sent them (see the module docstring)."""
         await config.caught_up.wait()
         program = config.program()
         out = Outgoing(app.producer)
-        async with store.handling(tp.partition):
-            for message in messages:
-                await process(message, program, out)
+        async with handling(store) as use:
+            for tp, messages in batches:
+                use(tp.partition)
+                for message in messages:
+                    await process(message, program, out)
             await out.wait()
 
-    batch_agent(app, topic, f"{name}-agent", process_batch)
+    batch_agent(app, topic, f"{name}-agent", process_batches, grouped=True)

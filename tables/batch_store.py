@@ -75,11 +75,6 @@ class BatchStore:
         """The partition of the batch being handled (None outside a batch)."""
         self._partition.set(partition)
 
-    def handling(self, partition: int):
-        """The batch of ``partition``: its reads and writes go to that partition, and its
-        writes are flushed when the batch ends without an error."""
-        return handling(partition, self)
-
     def partition_of(self, key: bytes) -> int:
         partition = self._partition.get()
         if partition is not None:
@@ -222,18 +217,20 @@ class BatchStore:
 
 
 @asynccontextmanager
-async def handling(partition: int, *stores: BatchStore):
-    """The batch of ``partition`` over several stores: reads and writes go to that partition,
-    and the writes of every store are flushed together when the batch ends without an error
-    (their changelog records in one round, as the producer batches them)."""
-    for store in stores:
-        store.use_partition(partition)
+async def handling(*stores: BatchStore):
+    """Batches of one or several partitions handled in turn, each after ``use(partition)``:
+    reads and writes go to that partition, and the writes of every partition and store are
+    flushed together when all the batches end without an error (their changelog records in
+    one round, as the producer batches them)."""
+    def use(partition: Optional[int]) -> None:
+        for store in stores:
+            store.use_partition(partition)
+
     try:
-        yield stores
+        yield use
         await flush_together(*stores)
     finally:
-        for store in stores:
-            store.use_partition(None)
+        use(None)
 
 
 async def flush_together(*stores: BatchStore) -> None:

@@ -10,7 +10,7 @@ import faust
 from rocksdict import Options, Rdict
 
 from agents import embedded_transport
-from tables.batch_store import BatchStore
+from tables.batch_store import BatchStore, handling
 
 OFFSET_KEY = b"__faust\0offset__"
 
@@ -124,6 +124,43 @@ def test_rocksdb_is_written_only_once_the_changelog_has_the_records(tmp_path):
         await store.flush()
         assert table.db(0)[b"m1"] == b"v2"
     asyncio.run(scenario())
+
+
+def test_batches_of_several_partitions_share_one_flush(tmp_path):
+    log = FakeLog(hold=True)
+    store, table = make_store(tmp_path, log)
+
+    async def scenario():
+        async with handling(store) as use:
+            use(1)
+            store[b"m1"] = b"state-1"
+            use(3)
+            store[b"m3"] = b"state-3"
+            assert store.get(b"m1") is None         # reads go to the partition in use
+            asyncio.get_running_loop().call_later(0.01, log.release)
+
+    asyncio.run(scenario())
+    assert [(key, partition) for _, key, _, partition in log.records] == [(b"m1", 1),
+                                                                            (b"m3", 3)]
+    assert table.db(1)[b"m1"] == b"state-1" and table.db(3)[b"m3"] == b"state-3"
+    assert table.db(1)[OFFSET_KEY] == b"0" and table.db(3)[OFFSET_KEY] == b"1"
+
+
+def test_a_failed_batch_flushes_nothing(tmp_path):
+    log = FakeLog()
+    store, table = make_store(tmp_path, log)
+
+    async def scenario():
+        async with handling(store) as use:
+            use(1)
+            store[b"m1"] = b"state-1"
+            raise RuntimeError("the handler failed")
+
+    try:
+        asyncio.run(scenario())
+    except RuntimeError:
+        pass
+    assert log.records == [] and table.db(1).get(b"m1") is None
 
 
 def test_outside_a_batch_a_key_is_read_from_its_owners_partition(tmp_path):
