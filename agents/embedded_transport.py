@@ -35,7 +35,7 @@ MAX_RECORDS_PER_PARTITION = 2000
 #: Seconds between compaction / retention passes over the log.
 MAINTENANCE_INTERVAL = 30.0
 #: The most of the event loop's time a maintenance pass takes (``run_paced``).
-MAINTENANCE_SHARE = 0.2
+MAINTENANCE_SHARE = 0.1
 
 
 @lru_cache(maxsize=1 << 16)
