@@ -7,6 +7,7 @@ import asyncio
 from types import SimpleNamespace
 
 import faust
+import pytest
 from rocksdict import Options, Rdict
 
 from agents import embedded_transport
@@ -156,10 +157,8 @@ def test_a_failed_batch_flushes_nothing(tmp_path):
             store[b"m1"] = b"state-1"
             raise RuntimeError("the handler failed")
 
-    try:
+    with pytest.raises(RuntimeError, match="the handler failed"):
         asyncio.run(scenario())
-    except RuntimeError:
-        pass
     assert log.records == [] and table.db(1).get(b"m1") is None
 
 
