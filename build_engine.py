@@ -25,10 +25,10 @@ with warnings.catch_warnings():  # a stale build is what this script replaces
     warnings.simplefilter("ignore")
     from engine import NATIVE, NATIVE_DIGEST, source_digest  # noqa: E402
 
-#: The modules every event runs through: validation and ``apply``; the others (side agents,
-#: analytics, effects) gain little and stay plain Python.
-COMPILED = ("apply", "context", "events", "points", "program", "rules", "scenarios", "schema",
-            "state", "timers")
+#: The modules every event runs through: validation, ``apply`` and the analytics deltas; the
+#: others (side agents, effects) gain little and stay plain Python.
+COMPILED = ("analytics", "apply", "context", "events", "points", "program", "rules", "scenarios",
+            "schema", "state", "timers")
 TEMP = ROOT / "build" / "native-temp"
 
 

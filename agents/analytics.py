@@ -27,6 +27,7 @@ import orjson
 
 from agents.batching import batch_agent, revoke_hooks_of
 from agents.topics import EVENT_RETENTION_SECONDS
+from engine.analytics import sum_fresh
 from tables.batch_store import BatchStore
 
 #: Days of activity history kept (a window query reaches at most this far back).
@@ -71,16 +72,7 @@ class Aggregates:
         store = self.store
         offsets_key = row_key(brand, "offsets")
         offsets = store.get_live(offsets_key, orjson.loads) or {}
-        done = offsets.get(str(partition), -1)
-        sums: dict[int, float] = {}
-        fresh = 0
-        for offset, flat in events:
-            if offset <= done:
-                continue
-            fresh += 1
-            for position in range(0, len(flat), 2):
-                index = flat[position]
-                sums[index] = sums.get(index, 0) + flat[position + 1]
+        sums, fresh = sum_fresh(events, offsets.get(str(partition), -1))
         if not fresh:
             return 0
         touched: dict[bytes, dict] = {}

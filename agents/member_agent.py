@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from functools import lru_cache
 from typing import Any
 
 import faust
@@ -37,7 +35,7 @@ from agents.metrics import (ACTIONS, CHAIN_CUTS, EVENT_TO_EFFECT, EVENTS, SCENAR
 from agents.outgoing import Outgoing
 from agents.topics import EVENT_RETENTION_SECONDS, events_topic
 from engine import effects as fx
-from engine.analytics import analytics_deltas
+from engine.analytics import analytics_deltas, flatten, member_view
 from engine.apply import apply
 from engine.events import EventError, parse_event
 from tables.batch_store import handling
@@ -246,7 +244,7 @@ class MemberProcessor:
         after = result.state
         if result.effects or after is not state:
             deltas = analytics_deltas(
-                analytics_view(state), analytics_view(after), event.type, event.time, event.data,
+                member_view(state), member_view(after), event.type, event.time, event.data,
                 [effect for effect in result.effects if type(effect) is fx.LedgerEntry])
             if deltas:
                 batch.add((after or state).brand, message.offset, deltas)
@@ -263,22 +261,6 @@ def with_source(item: bytes, partition: int, offset: int, index: int) -> bytes:
     event that ran it (events partition, offset, index among that event's executions), by
     which the scenario history recognises one sent again after a crash."""
     return item[:-1] + b',"source":[%d,%d,%d]}' % (partition, offset, index)
-
-
-def analytics_view(state) -> dict | None:
-    """The fields of a member that ``analytics_deltas`` reads, not the whole ``to_view()``
-    (which formats every date and copies every container, twice per event)."""
-    if state is None:
-        return None
-    return {"brand": state.brand, "status": state.status, "tier": state.tier,
-            "segments": state.segments,
-            "last_activity": None if state.last_activity is None
-            else day_string(int(state.last_activity // 86400))}
-
-
-@lru_cache(maxsize=4096)
-def day_string(day_number: int) -> str:
-    return datetime.fromtimestamp(day_number * 86400, timezone.utc).strftime("%Y-%m-%d")
 
 
 class BatchAnalytics:
@@ -299,15 +281,7 @@ class BatchAnalytics:
         if chunk is None:
             chunk = self._open[brand] = ({}, [])
         keys, events = chunk
-        flat: list = []
-        for dimension, value, metric, amount in deltas:
-            key = (dimension, value, metric)
-            index = keys.get(key)
-            if index is None:
-                index = keys[key] = len(keys)
-            flat.append(index)
-            flat.append(amount)
-        events.append([offset, flat])
+        events.append([offset, flatten(deltas, keys)])
         if len(events) >= ANALYTICS_EVENTS_PER_RECORD:
             self._full.append((brand, self._record(keys, events)))
             del self._open[brand]

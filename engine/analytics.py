@@ -22,12 +22,17 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Iterable
+from typing import Any, Iterable
+
+from engine.state import MemberState
 
 NO_TIER = "none"
 ISSUING_KINDS = frozenset({"earn", "bonus", "award", "unlock", "refund"})
 
-Delta = tuple[str, str, str, float]
+#: (dimension, value, metric, amount). Amounts stay ``Any``: counts and points are ints and
+#: must stay ints in the rows (a float annotation would make compiled code turn them into
+#: floats).
+Delta = tuple[str, str, str, Any]
 
 
 def _day(iso: str | None) -> str | None:
@@ -61,8 +66,8 @@ def analytics_deltas(before: dict | None, after: dict | None, event_type: str,
     # Membership counts move when a member appears, is deleted, or changes tier / segments.
     old_in = _counted(before)
     new_in = _counted(after)
-    old_tier = (before.get("tier") or NO_TIER) if before else None
-    old_segments = set(before.get("segments") or ()) if before else set()
+    old_tier: str = (before.get("tier") or NO_TIER) if before is not None else NO_TIER
+    old_segments = set(before.get("segments") or ()) if before is not None else set()
     new_segments = set(after.get("segments") or ()) if after else set()
     if old_in != new_in:
         deltas.append(("brand", brand, "members", 1 if new_in else -1))
@@ -78,8 +83,8 @@ def analytics_deltas(before: dict | None, after: dict | None, event_type: str,
         deltas.append(("segment", segment, "members", 1))
 
     # Activity: move the member from the day of its previous activity to the new one.
-    old_day = _day(before.get("last_activity")) if old_in else None
-    new_day = _day(after.get("last_activity")) if new_in else None
+    old_day = _day(before.get("last_activity")) if before is not None and old_in else None
+    new_day = _day(after.get("last_activity")) if after is not None and new_in else None
     if (old_day, old_tier) != (new_day, tier if new_in else None):
         if old_day:
             deltas.append(("last_active_day", f"{old_tier}|{old_day}", "members", -1))
@@ -119,3 +124,50 @@ def analytics_deltas(before: dict | None, after: dict | None, event_type: str,
         if purchases and data.get("till"):
             deltas.append(("till_hour", f"{data['till']}|{_hour(event_time)}", "purchases", 1))
     return deltas
+
+
+def member_view(state: MemberState | None) -> dict | None:
+    """The fields of a member that ``analytics_deltas`` reads, not the whole ``to_view()``
+    (which formats every date and copies every container, twice per event)."""
+    if state is None:
+        return None
+    return {"brand": state.brand, "status": state.status, "tier": state.tier,
+            "segments": state.segments,
+            "last_activity": None if state.last_activity is None
+            else _day_string(int(state.last_activity // 86400))}
+
+
+@lru_cache(maxsize=4096)
+def _day_string(day_number: int) -> str:
+    return datetime.fromtimestamp(day_number * 86400, timezone.utc).strftime("%Y-%m-%d")
+
+
+def flatten(deltas: list[Delta], keys: dict[tuple[str, str, str], int]) -> list[Any]:
+    """An event's deltas as ``[key index, amount, ...]``, each ``(dimension, value, metric)``
+    numbered in ``keys`` the first time it is seen: a record of many events names each key
+    once."""
+    flat: list[Any] = []
+    for dimension, value, metric, amount in deltas:
+        key = (dimension, value, metric)
+        index = keys.get(key)
+        if index is None:
+            index = keys[key] = len(keys)
+        flat.append(index)
+        flat.append(amount)
+    return flat
+
+
+def sum_fresh(events: list[Any], done: int) -> tuple[dict[int, Any], int]:
+    """The sums per key index of the flattened events (``[offset, [index, amount, ...]]``) past
+    offset ``done``, and how many events that is."""
+    sums: dict[int, Any] = {}
+    fresh = 0
+    for event in events:
+        if event[0] <= done:
+            continue
+        fresh += 1
+        flat = event[1]
+        for position in range(0, len(flat), 2):
+            index = flat[position]
+            sums[index] = sums.get(index, 0) + flat[position + 1]
+    return sums, fresh

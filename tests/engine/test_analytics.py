@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 
-from engine.analytics import analytics_deltas
+from engine.analytics import analytics_deltas, flatten, member_view, sum_fresh
 
 Entry = namedtuple("Entry", "kind points")
 
@@ -71,3 +71,31 @@ def test_deleting_a_member_removes_it_from_every_count():
     assert got == {("brand", "default", "members"): -1, ("tier", "gold", "members"): -1,
                    ("segment", "vip", "members"): -1,
                    ("last_active_day", "gold|2026-06-02", "members"): -1}
+
+
+def test_a_member_view_holds_what_the_deltas_read_with_the_day_of_the_last_activity():
+    from engine.state import MemberState
+
+    state = MemberState(id="m1", brand="b1", joined=0.0, status="active", tier="gold",
+                        segments=["vip"], last_activity=1780394400.0)
+    assert member_view(state) == {"brand": "b1", "status": "active", "tier": "gold",
+                                  "segments": ["vip"], "last_activity": "2026-06-02"}
+    assert member_view(None) is None
+
+
+def test_flattened_events_name_each_key_once_and_keep_integer_counts_integers():
+    keys: dict = {}
+    first = flatten([("brand", "b1", "members", 1), ("tier", "gold", "revenue", 12.5)], keys)
+    second = flatten([("tier", "gold", "revenue", 7.5), ("brand", "b1", "purchases", 1)], keys)
+    assert list(keys) == [("brand", "b1", "members"), ("tier", "gold", "revenue"),
+                          ("brand", "b1", "purchases")]
+    assert first == [0, 1, 1, 12.5] and second == [1, 7.5, 2, 1]
+    assert type(first[1]) is int
+
+
+def test_only_events_past_the_counted_offset_are_summed():
+    events = [[10, [0, 1, 1, 12.5]], [11, [1, 7.5]], [12, [0, 1, 2, 1]]]
+    sums, fresh = sum_fresh(events, done=10)
+    assert (sums, fresh) == ({1: 7.5, 0: 1, 2: 1}, 2)
+    assert type(sums[0]) is int
+    assert sum_fresh(events, done=12) == ({}, 0)
