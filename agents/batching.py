@@ -174,7 +174,7 @@ class BatchDrainMixin:
         for topic, batches in per_topic.items():
             if self.app.consumer_generation_id != generation or not self.flow_active:
                 break
-            await self._deliver_batches(topic, batches, generation)
+            await self._deliver_batches(handlers[topic], topic, batches, generation)
         commit_every = self._commit_every
         if commit_every is not None and self._n_acked >= commit_every:
             self._n_acked = 0
@@ -186,13 +186,12 @@ class BatchDrainMixin:
             return batch
         return [record for record in batch if record.offset >= read]
 
-    async def _deliver_batches(self, topic: str, batches: list[tuple[TP, list]],
-                               generation: int) -> None:
+    async def _deliver_batches(self, handler: BatchHandler | GroupedBatchHandler, topic: str,
+                               batches: list[tuple[TP, list]], generation: int) -> None:
         """A fetch's batches of ``topic`` to its handler: in one call if it is grouped, else
         partition by partition; then their offsets are acknowledged (unless it is
         self-acking)."""
         app = self.app
-        handler = handlers_of(app)[topic]
         async with self.batch_lock:
             if app.consumer_generation_id != generation:
                 return

@@ -10,7 +10,7 @@ from collections import defaultdict
 import faust
 from faust.types import TP
 
-from agents.batching import BatchDrainMixin, BatchRecord, batch_agent
+from agents.batching import BatchDrainMixin, BatchRecord, batch_agent, handlers_of
 
 EVENTS = "batching-test-events"
 
@@ -59,10 +59,16 @@ def fetch() -> list[tuple[TP, list[BatchRecord]]]:
             (TP(EVENTS, 2), records(2, 3))]
 
 
+def deliver(consumer: Consumer, generation: int) -> None:
+    """The fetch's batches of EVENTS to its handler, as the drain loop does."""
+    handler = handlers_of(consumer.app)[EVENTS]
+    asyncio.run(consumer._deliver_batches(handler, EVENTS, fetch(), generation))
+
+
 def test_a_grouped_handler_takes_every_assigned_partition_of_a_fetch_in_one_call():
     app, calls = make_app(grouped=True)
     consumer = Consumer(app, {TP(EVENTS, 0), TP(EVENTS, 1)})   # partition 2 is not ours
-    asyncio.run(consumer._deliver_batches(EVENTS, fetch(), app.consumer_generation_id))
+    deliver(consumer, app.consumer_generation_id)
     assert calls == [[(0, [5, 6]), (1, [9])]]
     assert consumer._acked[TP(EVENTS, 0)] == [5, 6] and consumer._acked[TP(EVENTS, 1)] == [9]
     assert consumer._read_offset[TP(EVENTS, 1)] == 9 and consumer._n_acked == 3
@@ -71,7 +77,7 @@ def test_a_grouped_handler_takes_every_assigned_partition_of_a_fetch_in_one_call
 def test_a_plain_handler_takes_the_partitions_one_by_one():
     app, calls = make_app(grouped=False)
     consumer = Consumer(app, {TP(EVENTS, 0), TP(EVENTS, 1), TP(EVENTS, 2)})
-    asyncio.run(consumer._deliver_batches(EVENTS, fetch(), app.consumer_generation_id))
+    deliver(consumer, app.consumer_generation_id)
     assert calls == [[(0, [5, 6])], [(1, [9])], [(2, [3])]]
     assert consumer._n_acked == 4
 
@@ -80,7 +86,7 @@ def test_records_before_the_read_position_are_not_handled_again():
     app, calls = make_app(grouped=True)
     consumer = Consumer(app, {TP(EVENTS, 0), TP(EVENTS, 1)})
     consumer._read_offset[TP(EVENTS, 0)] = 6      # as after a seek to committed offset 6
-    asyncio.run(consumer._deliver_batches(EVENTS, fetch(), app.consumer_generation_id))
+    deliver(consumer, app.consumer_generation_id)
     assert calls == [[(0, [6]), (1, [9])]]
 
 
@@ -89,5 +95,5 @@ def test_a_fetch_from_before_a_rebalance_is_dropped():
     consumer = Consumer(app, {TP(EVENTS, 0), TP(EVENTS, 1)})
     fetched_in = app.consumer_generation_id
     app.consumer_generation_id = fetched_in + 1
-    asyncio.run(consumer._deliver_batches(EVENTS, fetch(), fetched_in))
+    deliver(consumer, fetched_in)
     assert calls == [] and consumer._n_acked == 0

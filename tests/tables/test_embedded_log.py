@@ -128,6 +128,19 @@ def test_retention_emptying_a_partition_keeps_its_offsets(tmp_path):
     log.close()
 
 
+def test_retention_deletes_in_small_steps_and_still_keeps_the_offsets(tmp_path, monkeypatch):
+    monkeypatch.setattr(embedded_log, "STEP_RECORDS", 10)
+    log = EmbeddedLog.open(tmp_path)
+    log.create_topic("events", 1, retention_ms=1)
+    for i in range(25):
+        log.append("events", 0, b"k", b"v", timestamp_ms=1)
+    steps = list(log.maintenance_steps(now_ms=100))
+    assert sum(steps) == 25 and max(steps) == 10
+    log = reopen(log)
+    assert (log.start_offset("events", 0), log.end_offset("events", 0)) == (25, 25)
+    log.close()
+
+
 def test_reads_at_the_end_of_the_log_match_what_is_on_disk(tmp_path, monkeypatch):
     """The newest records of each partition are kept in memory; whatever the offset, a read
     answers what RocksDB holds."""
