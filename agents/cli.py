@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import Mapping
 
 from agents.settings import Settings
 
 
-def _parser() -> argparse.ArgumentParser:
-    env = Settings.from_env()
+def _parser(env: Settings, loglevel: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tillstream", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     worker = commands.add_parser("worker", help="run a worker (agents, tables and the HTTP API)")
@@ -27,19 +28,27 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--partitions", type=int, default=env.partitions,
                         help="partitions of the topics this worker creates "
                              "[TILLSTREAM_PARTITIONS, 4]")
-    worker.add_argument("--loglevel", default=os.environ.get("TILLSTREAM_LOGLEVEL", "info"))
+    worker.add_argument("--loglevel", default=loglevel, help="[TILLSTREAM_LOGLEVEL, info]")
     return parser
 
 
+def worker_settings(argv: list[str], environ: Mapping[str, str] | None = None
+                    ) -> tuple[Settings, str]:
+    """The worker's settings and log level: the environment's (``Settings.from_env``), with
+    what the command line gives instead. Every setting without an option keeps its
+    environment value (the fetch wait was once dropped here, so Kafka-mode workers waited
+    500 ms on a fetch whatever TILLSTREAM_FETCH_MAX_WAIT_MS said)."""
+    environ = os.environ if environ is None else environ
+    env = Settings.from_env(environ)
+    args = _parser(env, environ.get("TILLSTREAM_LOGLEVEL", "info")).parse_args(argv)
+    settings = replace(env, broker=args.broker, data_dir=args.data_dir, web_host=args.web_host,
+                       web_port=args.web_port, partitions=args.partitions)
+    return settings, args.loglevel
+
+
 def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
-    env = Settings.from_env()
-    settings = Settings(broker=args.broker, data_dir=args.data_dir, web_host=args.web_host,
-                        web_port=args.web_port, partitions=args.partitions,
-                        app_id=env.app_id, faust_options=env.faust_options,
-                        tokens=env.tokens, test_clock=env.test_clock,
-                        pipeline=env.pipeline)
-    run_worker(settings, loglevel=args.loglevel)
+    settings, loglevel = worker_settings(sys.argv[1:] if argv is None else argv)
+    run_worker(settings, loglevel=loglevel)
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
