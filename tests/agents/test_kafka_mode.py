@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from faust.types import TP
 
-from agents.kafka_transport import fetched_high_waters
+from agents.kafka_transport import Consumer, fetched_high_waters
 from tests.support import wait_until
 
 #: These tests prove the plumbing with the minimal counter agent (agents/counter.py).
@@ -83,6 +85,53 @@ def test_quirk_topics_created_without_configs_describe_empty(tansu):
     described = asyncio.run(_create_and_describe(
         tansu.bootstrap, "quirk-conf", {"cleanup.policy": "delete", "retention.ms": "1000"}))
     assert described.get("retention.ms") == "1000"
+
+
+async def _create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, partitions, 1, topic_configs={
+            "cleanup.policy": "delete", "retention.ms": "3600000"})])
+    finally:
+        await admin.close()
+
+
+async def _records_while_faust_pauses(bootstrap: str, topic: str, paused: set) -> dict:
+    """Partition -> values fetched by an aiokafka consumer of both partitions of ``topic``
+    while faust's paused set is ``paused`` (mirrored as the worker's consumer does)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    client = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=10,
+                              auto_offset_reset="earliest")
+    await producer.start()
+    await client.start()
+    try:
+        for partition in (0, 1):
+            await producer.send_and_wait(topic, b"p%d" % partition, partition=partition)
+        client.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])
+        faust_consumer = SimpleNamespace(
+            _thread=SimpleNamespace(_consumer=client, thread_loop=asyncio.get_running_loop()),
+            _paused_partitions=paused)
+        Consumer._mirror_paused(faust_consumer)
+        await asyncio.sleep(0)  # the consumer thread's loop is this loop here
+        fetched: dict[int, list[bytes]] = {}
+        for _ in range(5):
+            for tp, records in (await client.getmany(timeout_ms=200)).items():
+                fetched.setdefault(tp.partition, []).extend(r.value for r in records)
+        return fetched
+    finally:
+        await client.stop()
+        await producer.stop()
+
+
+def test_a_partition_faust_pauses_is_not_fetched(tansu):
+    """faust pauses a table's changelog partitions after recovery only in its own bookkeeping;
+    the worker's consumer pauses them in aiokafka too, so it stops fetching its own writes."""
+    asyncio.run(_create_topic(tansu.bootstrap, "paused-2p", partitions=2))
+    assert asyncio.run(_records_while_faust_pauses(
+        tansu.bootstrap, "paused-2p", {TP("paused-2p", 0)})) == {1: [b"p1"]}
+    assert asyncio.run(_records_while_faust_pauses(
+        tansu.bootstrap, "paused-2p", set())) == {0: [b"p0", b"p0"], 1: [b"p1", b"p1"]}
 
 
 def test_two_workers_share_partitions_and_route_queries_to_the_owner(worker_factory):
