@@ -45,11 +45,12 @@ async def _end_offsets(bootstrap: str, topic: str) -> tuple[int, int]:
         await consumer.stop()
 
 
-async def _create_and_describe(bootstrap: str, topic: str, configs: dict) -> dict:
+async def _create_and_describe(bootstrap: str, topic: str, configs: dict,
+                               partitions: int = 1) -> dict:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(topic, 1, 1, topic_configs=configs)])
+        await admin.create_topics([NewTopic(topic, partitions, 1, topic_configs=configs)])
         return _entries(await admin.describe_configs(
             [ConfigResource(ConfigResourceType.TOPIC, topic)]))
     finally:
@@ -87,16 +88,6 @@ def test_quirk_topics_created_without_configs_describe_empty(tansu):
     assert described.get("retention.ms") == "1000"
 
 
-async def _create_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, partitions, 1, topic_configs={
-            "cleanup.policy": "delete", "retention.ms": "3600000"})])
-    finally:
-        await admin.close()
-
-
 async def _records_while_faust_pauses(bootstrap: str, topic: str, paused: set) -> dict:
     """Partition -> values fetched by an aiokafka consumer of both partitions of ``topic``
     while faust's paused set is ``paused`` (mirrored as the worker's consumer does)."""
@@ -127,7 +118,8 @@ async def _records_while_faust_pauses(bootstrap: str, topic: str, paused: set) -
 def test_a_partition_faust_pauses_is_not_fetched(tansu):
     """faust pauses a table's changelog partitions after recovery only in its own bookkeeping;
     the worker's consumer pauses them in aiokafka too, so it stops fetching its own writes."""
-    asyncio.run(_create_topic(tansu.bootstrap, "paused-2p", partitions=2))
+    asyncio.run(_create_and_describe(tansu.bootstrap, "paused-2p", {
+        "cleanup.policy": "delete", "retention.ms": "3600000"}, partitions=2))
     assert asyncio.run(_records_while_faust_pauses(
         tansu.bootstrap, "paused-2p", {TP("paused-2p", 0)})) == {1: [b"p1"]}
     assert asyncio.run(_records_while_faust_pauses(
