@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any, Iterable
 
-from engine.state import MemberState
+from engine.state import DAY, MemberState, day_number
 
 NO_TIER = "none"
 ISSUING_KINDS = frozenset({"earn", "bonus", "award", "unlock", "refund"})
@@ -134,12 +134,12 @@ def member_view(state: MemberState | None) -> dict | None:
     return {"brand": state.brand, "status": state.status, "tier": state.tier,
             "segments": state.segments,
             "last_activity": None if state.last_activity is None
-            else _day_string(int(state.last_activity // 86400))}
+            else _day_string(day_number(state.last_activity))}
 
 
 @lru_cache(maxsize=4096)
-def _day_string(day_number: int) -> str:
-    return datetime.fromtimestamp(day_number * 86400, timezone.utc).strftime("%Y-%m-%d")
+def _day_string(day: int) -> str:
+    return datetime.fromtimestamp(day * DAY, timezone.utc).strftime("%Y-%m-%d")
 
 
 def flatten(deltas: list[Delta], keys: dict[tuple[str, str, str], int]) -> list[Any]:
