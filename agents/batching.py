@@ -75,6 +75,16 @@ def self_acking_of(app) -> set[str]:
     return topics
 
 
+def urgent_of(app) -> set[str]:
+    """Topics on the event-to-effect path (``app.batch_urgent``): while they have records
+    waiting, a fetch of the embedded transport leaves the other topics for a little later
+    (agents/embedded_transport.py ``Consumer._fetch``)."""
+    topics = getattr(app, "batch_urgent", None)
+    if topics is None:
+        topics = app.batch_urgent = set()
+    return topics
+
+
 def revoke_hooks_of(app) -> list[Callable[[], Awaitable[None]]]:
     """Coroutines run before the worker gives partitions up (``app.batch_revoke_hooks``), with
     no batch in flight: handlers that hold applied but unacknowledged records flush them."""
@@ -85,7 +95,7 @@ def revoke_hooks_of(app) -> list[Callable[[], Awaitable[None]]]:
 
 
 def batch_agent(app, topic, name: str, handler: BatchHandler | GroupedBatchHandler, *,
-                self_acking: bool = False, grouped: bool = False) -> None:
+                self_acking: bool = False, grouped: bool = False, urgent: bool = False) -> None:
     """Send ``topic``'s records to ``handler`` a fetched batch at a time. The faust agent
     declared here only subscribes the topic (and co-partitions the tables) for faust.
 
@@ -94,12 +104,16 @@ def batch_agent(app, topic, name: str, handler: BatchHandler | GroupedBatchHandl
     :meth:`BatchDrainMixin.acknowledge` when it is; otherwise the batch is acknowledged when
     the handler returns.
 
-    ``grouped``: ``handler`` is a :data:`GroupedBatchHandler`."""
+    ``grouped``: ``handler`` is a :data:`GroupedBatchHandler`.
+
+    ``urgent``: the topic's records come before other topics' (:func:`urgent_of`)."""
     handlers_of(app)[topic.get_topic_name()] = handler
     if self_acking:
         self_acking_of(app).add(topic.get_topic_name())
     if grouped:
         grouped_of(app).add(topic.get_topic_name())
+    if urgent:
+        urgent_of(app).add(topic.get_topic_name())
 
     async def subscribe(stream):
         async for _ in stream:

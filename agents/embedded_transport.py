@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from functools import lru_cache
 from pathlib import Path
-from time import perf_counter
+from time import monotonic, perf_counter
 from typing import Any, Awaitable, Callable, ClassVar, Iterator, Mapping, Optional, Set, Type
 
 from aiokafka.partitioner import murmur2
@@ -27,7 +27,7 @@ from faust.types import TP
 from faust.types.tuples import ConsumerMessage, RecordMetadata
 from mode import Seconds, Service
 
-from agents.batching import BatchDrainMixin, BatchRecord
+from agents.batching import BatchDrainMixin, BatchRecord, urgent_of
 from tables.embedded_log import DEFAULT_RETENTION_MS, EmbeddedLog, LogRecord
 
 SCHEME = "embedded"
@@ -36,6 +36,9 @@ MAX_RECORDS_PER_PARTITION = 2000
 MAINTENANCE_INTERVAL = 30.0
 #: The most of the event loop's time a maintenance pass takes (``run_paced``).
 MAINTENANCE_SHARE = 0.1
+#: Seconds a fetch may leave the topics that are not urgent unread while urgent ones have
+#: records (``Consumer._fetch``).
+DEFER_AT_MOST = 0.05
 
 
 @lru_cache(maxsize=1 << 16)
@@ -82,6 +85,7 @@ class Consumer(_TopicCreation, BatchDrainMixin, FaustConsumer):
         self._rebalancing: Optional[asyncio.Future] = None
         self._new_data = asyncio.Event()
         self._log.add_listener(self._new_data.set)
+        self._others_read_at = 0.0
 
     async def on_stop(self) -> None:
         await super().on_stop()
@@ -225,6 +229,23 @@ class Consumer(_TopicCreation, BatchDrainMixin, FaustConsumer):
         return records
 
     def _fetch(self, partitions: Set[TP]) -> dict[TP, list[LogRecord]]:
+        """The records after each partition's position; only the urgent topics' when they
+        have some, unless the others have waited ``DEFER_AT_MOST``.
+
+        Measured (open loop at 1,950 events/s over HTTP, 2026-12-02): the topics fed by the
+        member agent's effects — outbox, scenario executions, analytics, side agents — took
+        about a tenth of the worker, and each fetch handled them before or after the events that
+        arrived meanwhile, which waited. No effect waits on them, so under load they are
+        read less often, in larger batches, between the events' batches."""
+        urgent = urgent_of(self.app)
+        if urgent and monotonic() - self._others_read_at < DEFER_AT_MOST:
+            records = self._read([tp for tp in partitions if tp.topic in urgent])
+            if records:
+                return records
+        self._others_read_at = monotonic()
+        return self._read(partitions)
+
+    def _read(self, partitions) -> dict[TP, list[LogRecord]]:
         records: dict[TP, list[LogRecord]] = {}
         read = self._log.read
         for tp in partitions:

@@ -299,6 +299,7 @@ def register(app: faust.App, config: ConfigReplica, clock: Clock) -> MemberProce
     topics = declare_topics(app)
     tables = MemberTables(members=MemberStore(app), timers=TimerIndex(app))
     processor = MemberProcessor(app, topics, tables, config, DeadLetters(app), clock)
-    batch_agent(app, topics.events, "members", processor.process_batches, grouped=True)
+    batch_agent(app, topics.events, "members", processor.process_batches, grouped=True,
+                urgent=True)
 
     return processor
