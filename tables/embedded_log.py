@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import orjson
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import Options, Rdict, ReadOptions, WriteBatch
 
 DEFAULT_RETENTION_MS = 7 * 24 * 3600 * 1000
 #: Records per partition kept in memory once appended (up to twice as many between trims), for
@@ -36,8 +36,11 @@ DEFAULT_RETENTION_MS = 7 * 24 * 3600 * 1000
 #: RocksDB; their pages would only cost memory here.
 TAIL_RECORDS = 1024
 #: Records read per step of a maintenance pass (compaction, retention) between two turns of
-#: the worker's event loop.
-STEP_RECORDS = 2000
+#: the worker's event loop: about 1-2 ms of it, where a step of 2,000 held events up 5-10 ms
+#: (measured in an open-loop run; RocksDB still stalls the odd step for up to 50 ms).
+STEP_RECORDS = 500
+#: Read-ahead of a compaction's scan, which reads a whole partition in order.
+SCAN_READAHEAD = 2 << 20
 
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
@@ -338,6 +341,16 @@ class EmbeddedLog:
         """Keep only the newest record per key in every partition; returns records removed."""
         return sum(self._compact_steps(topic))
 
+    @staticmethod
+    def _scan_options() -> ReadOptions:
+        """A compaction's scan: read ahead, and keep what it reads out of the block cache,
+        which holds the records consumers and tables read (measured on 200,000 records of
+        3 KB: 1.0 µs a record against 1.7-2.0 with the defaults)."""
+        options = ReadOptions()
+        options.fill_cache(False)
+        options.set_readahead_size(SCAN_READAHEAD)
+        return options
+
     def _compact_steps(self, topic: str) -> Iterator[int]:
         """``compact`` in steps of at most ``STEP_RECORDS`` records read or deleted; yields the
         records removed by each step (often 0)."""
@@ -347,7 +360,8 @@ class EmbeddedLog:
             prefix = _partition_prefix(topic, partition)
             newest: dict[bytes | None, bytes] = {}
             stale: list[bytes] = []
-            for seen, (raw_key, raw) in enumerate(self._db.items(from_key=prefix), 1):
+            scan = self._db.items(from_key=prefix, read_opt=self._scan_options())
+            for seen, (raw_key, raw) in enumerate(scan, 1):
                 if not raw_key.startswith(prefix):
                     break
                 record_key = _record_key(raw)
