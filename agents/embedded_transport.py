@@ -28,6 +28,7 @@ from faust.types.tuples import ConsumerMessage, RecordMetadata
 from mode import Seconds, Service
 
 from agents.batching import BatchDrainMixin, BatchRecord, urgent_of
+from tables.compaction_scan import scan_elsewhere
 from tables.embedded_log import DEFAULT_RETENTION_MS, EmbeddedLog, LogRecord
 
 SCHEME = "embedded"
@@ -98,7 +99,19 @@ class Consumer(_TopicCreation, BatchDrainMixin, FaustConsumer):
     async def _maintain_log(self) -> None:
         """Keep the disk bounded: compact grown changelogs, drop records past retention."""
         async for _ in self.itertimer(MAINTENANCE_INTERVAL, name="embedded-log-maintenance"):
-            await run_paced(self._log.maintenance_steps(), MAINTENANCE_SHARE)
+            for topic in self._log.compaction_due():
+                await self._compact(topic)
+            await run_paced(self._log.retention_steps(), MAINTENANCE_SHARE)
+
+    async def _compact(self, topic: str) -> None:
+        """Compact ``topic``: a process of its own finds the stale records
+        (tables/compaction_scan.py) and the worker deletes them, paced; if that process
+        fails, the worker scans too, as it did before."""
+        ends, appended = self._log.compaction_snapshot(topic)
+        stale = await scan_elsewhere(self._log.path, topic, ends)
+        steps = (self._log.compaction_steps(topic) if stale is None
+                 else self._log.delete_stale_steps(topic, stale, appended))
+        await run_paced(steps, MAINTENANCE_SHARE)
 
     # -- assignment --------------------------------------------------------------------------
 

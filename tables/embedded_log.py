@@ -23,10 +23,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Generator, Iterator, Sequence
 
 import orjson
-from rocksdict import Options, Rdict, ReadOptions, WriteBatch
+from rocksdict import AccessType, Options, Rdict, ReadOptions, WriteBatch
 
 DEFAULT_RETENTION_MS = 7 * 24 * 3600 * 1000
 #: Records per partition kept in memory once appended (up to twice as many between trims), for
@@ -41,6 +41,8 @@ TAIL_RECORDS = 1024
 STEP_RECORDS = 500
 #: Read-ahead of a compaction's scan, which reads a whole partition in order.
 SCAN_READAHEAD = 2 << 20
+#: The directory of a compaction reader's RocksDB secondary instance: the log's, with this.
+SECONDARY_SUFFIX = "-compaction-reader"
 
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
@@ -119,6 +121,71 @@ def _partition_prefix(topic: str, partition: int) -> bytes:
 
 def _commit_key(group: str, topic: str, partition: int) -> bytes:
     return b"c" + group.encode() + b"\0" + topic.encode() + b"\0" + _U32.pack(partition)
+
+
+def _scan_options() -> ReadOptions:
+    """A compaction's scan: read ahead, and keep what it reads out of the block cache, which
+    holds the records consumers and tables read (measured on 200,000 records of 3 KB: 1.0 µs a
+    record against 1.7-2.0 with the defaults)."""
+    options = ReadOptions()
+    options.fill_cache(False)
+    options.set_readahead_size(SCAN_READAHEAD)
+    return options
+
+
+def _scan_stale(db: Rdict, prefix: bytes, upto: int
+                ) -> Generator[int, None, tuple[list[bytes], int]]:
+    """Scan a partition's records below offset ``upto``; returns the RocksDB keys of those a
+    newer one of the same record key supersedes, and how many record keys there are. Yields
+    0 every ``STEP_RECORDS`` records read."""
+    newest: dict[bytes | None, bytes] = {}
+    stale: list[bytes] = []
+    end = prefix + _U64.pack(upto)
+    for seen, (raw_key, raw) in enumerate(db.items(from_key=prefix, read_opt=_scan_options()),
+                                          1):
+        if raw_key >= end or not raw_key.startswith(prefix):
+            break
+        record_key = _record_key(raw)
+        previous = newest.get(record_key)
+        if previous is not None:
+            stale.append(previous)
+        newest[record_key] = raw_key
+        if seen % STEP_RECORDS == 0:
+            yield 0
+    return stale, len(newest)
+
+
+def _to_the_end(steps: Generator[int, None, tuple[list[bytes], int]]
+                 ) -> tuple[list[bytes], int]:
+    """Run a scan's steps without pausing; its result."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def find_stale(path: str, topic: str, ends: dict[int, int]) -> dict[int, tuple[bytes, int]]:
+    """A compaction's scan, run in a process of its own (tables/compaction_scan.py) on a
+    RocksDB secondary instance of the log at ``path``: partition -> (the offsets of its stale
+    records below ``ends[partition]``, 8 bytes each, and its record keys' count), for
+    :meth:`EmbeddedLog.delete_stale_steps`."""
+    secondary = Path(path + SECONDARY_SUFFIX)
+    for old_info_log in secondary.glob("LOG.old.*"):  # one per pass; a secondary keeps them all
+        old_info_log.unlink(missing_ok=True)
+    options = Options(raw_mode=True)
+    options.set_max_open_files(-1)  # a secondary keeps every file it reads open
+    db = Rdict(path, options=options, access_type=AccessType.secondary(str(secondary)))
+    try:
+        db.try_catch_up_with_primary()
+        found = {}
+        for partition, upto in ends.items():
+            prefix = _partition_prefix(topic, partition)
+            stale, keys = _to_the_end(_scan_stale(db, prefix, upto))
+            found[partition] = (b"".join(key[len(prefix):] for key in stale), keys)
+        return found
+    finally:
+        db.close()
 
 
 class EmbeddedLog:
@@ -339,42 +406,48 @@ class EmbeddedLog:
 
     def compact(self, topic: str) -> int:
         """Keep only the newest record per key in every partition; returns records removed."""
-        return sum(self._compact_steps(topic))
+        return sum(self.compaction_steps(topic))
 
-    @staticmethod
-    def _scan_options() -> ReadOptions:
-        """A compaction's scan: read ahead, and keep what it reads out of the block cache,
-        which holds the records consumers and tables read (measured on 200,000 records of
-        3 KB: 1.0 µs a record against 1.7-2.0 with the defaults)."""
-        options = ReadOptions()
-        options.fill_cache(False)
-        options.set_readahead_size(SCAN_READAHEAD)
-        return options
-
-    def _compact_steps(self, topic: str) -> Iterator[int]:
+    def compaction_steps(self, topic: str) -> Iterator[int]:
         """``compact`` in steps of at most ``STEP_RECORDS`` records read or deleted; yields the
         records removed by each step (often 0)."""
-        meta = self._topics[topic]
+        ends, appended = self.compaction_snapshot(topic)
         kept = 0
-        for partition in range(meta.partitions):
-            prefix = _partition_prefix(topic, partition)
-            newest: dict[bytes | None, bytes] = {}
-            stale: list[bytes] = []
-            scan = self._db.items(from_key=prefix, read_opt=self._scan_options())
-            for seen, (raw_key, raw) in enumerate(scan, 1):
-                if not raw_key.startswith(prefix):
-                    break
-                record_key = _record_key(raw)
-                previous = newest.get(record_key)
-                if previous is not None:
-                    stale.append(previous)
-                newest[record_key] = raw_key
-                if seen % STEP_RECORDS == 0:
-                    yield 0
-            kept += len(newest)
+        for partition, upto in ends.items():
+            stale, keys = yield from _scan_stale(self._db, _partition_prefix(topic, partition),
+                                                 upto)
+            kept += keys
             yield from self._delete_steps(stale)
             self._scan_bounds(topic, partition)
-        self._appended_since_compaction[topic] = 0
+        self._compacted(topic, kept, appended)
+
+    def compaction_snapshot(self, topic: str) -> tuple[dict[int, int], int]:
+        """Where a compaction of ``topic`` starting now reads up to: each partition's end
+        offset; and the records appended since the last compaction."""
+        meta = self._topics[topic]
+        ends = {partition: self._end[(topic, partition)] for partition in range(meta.partitions)}
+        return ends, self._appended_since_compaction.get(topic, 0)
+
+    def delete_stale_steps(self, topic: str, stale: dict[int, tuple[bytes, int]],
+                           appended: int) -> Iterator[int]:
+        """Finish a compaction whose scan ran elsewhere (:func:`find_stale`, from
+        :meth:`compaction_snapshot`): delete the stale records in steps; yields the records
+        each step removed."""
+        kept = 0
+        for partition, (offsets, keys) in stale.items():
+            prefix = _partition_prefix(topic, partition)
+            kept += keys
+            yield from self._delete_steps([prefix + offsets[i:i + 8]
+                                           for i in range(0, len(offsets), 8)])
+            self._scan_bounds(topic, partition)
+        self._compacted(topic, kept, appended)
+
+    def _compacted(self, topic: str, kept: int, appended: int) -> None:
+        """A compaction that started when ``appended`` records had been appended since the
+        previous one has kept ``kept`` records: what is appended from now on counts toward
+        the next one (with what was appended while it ran)."""
+        self._appended_since_compaction[topic] = max(
+            0, self._appended_since_compaction.get(topic, 0) - appended)
         self._kept_at_compaction[topic] = kept
 
     def apply_retention(self, topic: str, now_ms: int | None = None) -> int:
@@ -427,7 +500,14 @@ class EmbeddedLog:
     def maintenance_steps(self, now_ms: int | None = None) -> Iterator[int]:
         """``maintain`` in steps of at most ``STEP_RECORDS`` records read, yielding the
         records removed by each: a worker runs one step per turn of its event loop, so a pass
-        over a large changelog never holds events up for long.
+        over a large changelog never holds events up for long."""
+        due = self.compaction_due()
+        for topic in due:
+            yield from self.compaction_steps(topic)
+        yield from self.retention_steps(now_ms)
+
+    def compaction_due(self) -> list[str]:
+        """The compacted topics to compact now.
 
         A compacted topic is rewritten once the records appended since its last compaction
         reach ``compaction_min_records`` and half the records it kept then (Kafka's
@@ -436,14 +516,15 @@ class EmbeddedLog:
         items be read whole every 30 s.) After a restart the first compaction comes at
         ``compaction_min_records``, and counts what the topic keeps.
         """
+        return [topic for topic, meta in self._topics.items() if meta.compacted
+                and self._appended_since_compaction.get(topic, 0)
+                >= max(self.compaction_min_records,
+                       self.compaction_dirty_ratio * self._kept_at_compaction.get(topic, 0))]
+
+    def retention_steps(self, now_ms: int | None = None) -> Iterator[int]:
+        """Retention over every topic that is not compacted, in steps (``maintenance_steps``)."""
         for topic, meta in list(self._topics.items()):
-            if meta.compacted:
-                appended = self._appended_since_compaction.get(topic, 0)
-                kept = self._kept_at_compaction.get(topic, 0)
-                if appended >= max(self.compaction_min_records,
-                                   self.compaction_dirty_ratio * kept):
-                    yield from self._compact_steps(topic)
-            else:
+            if not meta.compacted:
                 yield from self._retention_steps(topic, now_ms)
 
     #: Records appended to a compacted topic since its last compaction before the next one,
