@@ -251,11 +251,12 @@ class Consumer(_TopicCreation, BatchDrainMixin, FaustConsumer):
         arrived meanwhile, which waited. No effect waits on them, so under load they are
         read less often, in larger batches, between the events' batches."""
         urgent = urgent_of(self.app)
-        if urgent and monotonic() - self._others_read_at < DEFER_AT_MOST:
+        now = monotonic()
+        if urgent and now - self._others_read_at < DEFER_AT_MOST:
             records = self._read([tp for tp in partitions if tp.topic in urgent])
             if records:
                 return records
-        self._others_read_at = monotonic()
+        self._others_read_at = now
         return self._read(partitions)
 
     def _read(self, partitions) -> dict[TP, list[LogRecord]]:
