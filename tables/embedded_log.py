@@ -499,10 +499,10 @@ class EmbeddedLog:
 
     def maintenance_steps(self, now_ms: int | None = None) -> Iterator[int]:
         """``maintain`` in steps of at most ``STEP_RECORDS`` records read, yielding the
-        records removed by each: a worker runs one step per turn of its event loop, so a pass
-        over a large changelog never holds events up for long."""
-        due = self.compaction_due()
-        for topic in due:
+        records removed by each, every scan in this process. A worker runs the same pass with
+        each compaction's scan in a process of its own (agents/embedded_transport.py
+        ``Consumer._maintain_log``), and its steps paced between other work."""
+        for topic in self.compaction_due():
             yield from self.compaction_steps(topic)
         yield from self.retention_steps(now_ms)
 
