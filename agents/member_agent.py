@@ -49,6 +49,9 @@ logger = logging.getLogger(__name__)
 MAX_EVENT_BYTES = 256 * 1024
 #: Events per analytics record: keeps a record far below Kafka's 1 MB default request size.
 ANALYTICS_EVENTS_PER_RECORD = 200
+#: At most this many executions in one ``<app>-executions`` record (≈ 200 bytes each, so
+#: records stay far below a Kafka broker's 1 MB default limit).
+EXECUTIONS_PER_RECORD = 500
 
 
 @dataclass
@@ -138,13 +141,14 @@ class MemberProcessor:
         out = Outgoing(self.app.producer)
         outcomes: dict[tuple[str, str], int] = {}
         program = self.config.program()
+        executions = BatchExecutions()
         async with handling(tables.members.store, tables.timers.store) as use:
             for tp, messages in batches:
                 use(tp.partition)
                 batch = BatchAnalytics(tp.partition)
                 for message in messages:
                     try:
-                        outcome = await self.process(message, program, out, batch)
+                        outcome = await self.process(message, program, out, batch, executions)
                     except Exception as exc:  # one record must not stop the partition: DLQ it
                         logger.exception("event at %s:%d could not be processed",
                                          message.topic, message.offset)
@@ -154,6 +158,8 @@ class MemberProcessor:
                     outcomes[outcome] = outcomes.get(outcome, 0) + 1
                 for brand, record in batch.records():
                     await out.send(self.names.analytics, brand.encode(), orjson.dumps(record))
+            for scenario, record in executions.records():
+                await out.send(self.names.executions, scenario, record)
             if not getattr(self.app.producer, "writes_turn_atomically", False):
                 await out.wait()
         # The embedded log writes the effects and the states' changelog records of this turn
@@ -167,8 +173,8 @@ class MemberProcessor:
                                        for _, messages in batches for message in messages
                                        if message.timestamp])
 
-    async def process(self, message: Any, program, out: Outgoing,
-                      batch: "BatchAnalytics") -> tuple[str, str]:
+    async def process(self, message: Any, program, out: Outgoing, batch: "BatchAnalytics",
+                      executions: "BatchExecutions") -> tuple[str, str]:
         """One event: returns its (type, outcome) for the metrics."""
         raw = message.value
         if raw is None or len(raw) > MAX_EVENT_BYTES:
@@ -196,10 +202,10 @@ class MemberProcessor:
             self.tables.members.set_message_status(event.member, event.data["message"],
                                                    event.data["status"])
             return (event.type, "applied")
-        return await self.apply(event, message, program, now, out, batch)
+        return await self.apply(event, message, program, now, out, batch, executions)
 
     async def apply(self, event, message: Any, program, now: float, out: Outgoing,
-                    batch: "BatchAnalytics") -> tuple[str, str]:
+                    batch: "BatchAnalytics", executions: "BatchExecutions") -> tuple[str, str]:
         tables = self.tables
         names = self.names
         stored = tables.members.get_stored(event.member)
@@ -223,8 +229,8 @@ class MemberProcessor:
                 item = orjson.dumps(effect.to_dict())
                 execution_items.append(item)
                 self.metrics.executed(effect.scenario, effect.actions)
-                await out.send(names.executions, effect.scenario.encode(), with_source(
-                    item, message.partition, message.offset, len(execution_items)))
+                executions.add(effect.scenario, message.partition, message.offset,
+                               len(execution_items), item)
             elif kind is fx.SendEvent:
                 topic = names.events if effect.topic == "events" else names.side[effect.topic]
                 await out.send(topic, effect.key.encode(), orjson.dumps(effect.event))
@@ -261,6 +267,43 @@ def with_source(item: bytes, partition: int, offset: int, index: int) -> bytes:
     event that ran it (events partition, offset, index among that event's executions), by
     which the scenario history recognises one sent again after a crash."""
     return item[:-1] + b',"source":[%d,%d,%d]}' % (partition, offset, index)
+
+
+class BatchExecutions:
+    """The executions of a fetch's batches for ``<app>-executions``, in records of up to
+    ``EXECUTIONS_PER_RECORD`` executions of one scenario rather than one record each: a promotion
+    such as double points runs on every purchase, and a record per execution was written,
+    fetched and decoded again by the scenario history (agents/scenario_history.py) for each.
+
+    A record is lines: first the JSON list of its executions' sources (``[events partition,
+    offset, index]``, as in :func:`with_source`), then one execution per line, in the order
+    the events were applied (orjson never writes a raw newline)."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, tuple[list, list[bytes]]] = {}
+        self._full: list[tuple[bytes, bytes]] = []
+
+    def add(self, scenario: str, partition: int, offset: int, index: int, item: bytes) -> None:
+        """An execution, the ``index``-th of the event at ``partition``/``offset``."""
+        chunk = self._open.get(scenario)
+        if chunk is None:
+            chunk = self._open[scenario] = ([], [])
+        sources, items = chunk
+        sources.append((partition, offset, index))
+        items.append(with_source(item, partition, offset, index))
+        if len(items) >= EXECUTIONS_PER_RECORD:
+            self._full.append(_executions_record(scenario, sources, items))
+            del self._open[scenario]
+
+    def records(self) -> list[tuple[bytes, bytes]]:
+        """(scenario id, record) for every record; a scenario's records in the order its
+        executions ran."""
+        return self._full + [_executions_record(scenario, sources, items)
+                             for scenario, (sources, items) in self._open.items()]
+
+
+def _executions_record(scenario: str, sources: list, items: list[bytes]) -> tuple[bytes, bytes]:
+    return scenario.encode(), b"\n".join([orjson.dumps(sources), *items])
 
 
 class BatchAnalytics:

@@ -1,11 +1,13 @@
 """Scenario execution history, aggregated by scenario: the member agent sends every execution
-to ``<app>-executions`` keyed by scenario id; this agent appends it to the scenario's pages, so
-``GET /v1/scenarios/{id}/executions`` reads one scenario's history from the worker owning that
-key — never a scan over members.
+to ``<app>-executions`` keyed by scenario id, a fetch's executions of one scenario in one
+record (agents/member_agent.py ``BatchExecutions``); this agent appends them to the scenario's
+pages, so ``GET /v1/scenarios/{id}/executions`` reads one scenario's history from the worker
+owning that key — never a scan over members.
 
 Each execution carries ``source``, the position of the event that ran it; the history skips
 positions it has passed (tables/paged_lists.py ``append_from``), so executions sent again after
-a crash of the member agent, or read again after a crash of this one, are listed once.
+a crash of the member agent (in records cut differently), or read again after a crash of this
+one, are listed once.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ def register(app: faust.App, executions_topic: faust.TopicT) -> PagedLists:
             for tp, messages in batches:
                 per_scenario: dict[str, list] = {}
                 for message in messages:
-                    per_scenario.setdefault(message.key.decode(), []).append(
-                        (*source_of(message), message.value))
+                    per_scenario.setdefault(message.key.decode(), []).extend(
+                        executions_of(message))
                 use(tp.partition)
                 for scenario, items in per_scenario.items():
                     history.append_from(scenario, items)
@@ -53,6 +55,22 @@ def register(app: faust.App, executions_topic: faust.TopicT) -> PagedLists:
                                   "limit": limit})
 
     return history
+
+
+def executions_of(message) -> list[tuple[str | int, int, int, bytes]]:
+    """A record's executions with their sources: the lines of a ``BatchExecutions`` record
+    (its first line lists the sources), or one execution as a JSON object, as workers of an
+    earlier version sent them."""
+    value = message.value
+    if value[:1] != b"[":
+        return [(*source_of(message), value)]
+    lines = value.split(b"\n")
+    sources = orjson.loads(lines[0])
+    if len(sources) != len(lines) - 1:
+        raise ValueError(f"executions record at {message.partition}/{message.offset}: "
+                         f"{len(sources)} sources for {len(lines) - 1} executions")
+    return [(partition, offset, index, item)
+            for (partition, offset, index), item in zip(sources, lines[1:])]
 
 
 def source_of(message) -> tuple[str | int, int, int]:

@@ -14,7 +14,7 @@ import pytest
 
 from agents.embedded_transport import partition_for
 from engine.apply import apply
-from engine.effects import LedgerEntry
+from engine.effects import Execution, LedgerEntry
 from engine.events import parse_event
 from engine.program import compile_program
 from tables.embedded_log import EmbeddedLog
@@ -43,16 +43,27 @@ def workload(purchases: int) -> list[dict]:
 
 def clean_replay(events: list[dict]) -> dict[str, tuple[int, list[tuple]]]:
     """Balance and ledger (oldest first) per member, from the engine alone."""
+    return replayed(events)[0]
+
+
+def replayed(events: list[dict]) -> tuple[dict[str, tuple[int, list[tuple]]], int]:
+    """``clean_replay``, and how many scenario executions the events ran."""
     program = compile_program({"program": {"default": PROGRAM}, "scenarios": SCENARIOS})
     now = parse_event(events[-1], 0).time + 1
-    states, ledgers = {}, {}
+    states, ledgers, executions = {}, {}, 0
     for document in events:
         event = parse_event(document, now)
         result = apply(states.get(event.member), event, program, now)
         states[event.member] = result.state
         ledgers.setdefault(event.member, []).extend(
             (e.kind, e.points, e.event) for e in result.effects if isinstance(e, LedgerEntry))
-    return {m: (states[m].balance, ledgers[m]) for m in states}
+        executions += sum(isinstance(e, Execution) for e in result.effects)
+    return {m: (states[m].balance, ledgers[m]) for m in states}, executions
+
+
+def history_total(client: LoyaltyClient) -> int:
+    status, body = client.worker.get("/v1/scenarios/weekend/executions?limit=1")
+    return body["total"] if status == 200 else -1
 
 
 class Mismatch(str):
@@ -98,10 +109,17 @@ def test_kill_9_in_the_middle_of_10000_purchases(worker_factory, mode, request):
                message="processing to start")
     worker.kill()
     worker.start(ready_timeout=120)
-    expected = clean_replay(events)
+    expected, executions = replayed(events)
     wait_until(lambda: matches(client, expected), 300, interval=1.0,
                message="every balance after kill -9")
     assert_exact(client, expected)
+    # The scenario history lists each execution once, re-sent or not after the kill.
+    wait_until(lambda: history_total(client) >= executions, 60, interval=0.5,
+               message="the scenario history to catch up")
+    assert history_total(client) == executions
+    ids = {e["id"] for offset in range(0, executions, 500) for e in client.worker.get(
+        f"/v1/scenarios/weekend/executions?offset={offset}&limit=500")[1]["executions"]}
+    assert len(ids) == executions
 
 
 def test_a_worker_stopped_and_started_again_keeps_every_balance(worker_factory, mode, request):
