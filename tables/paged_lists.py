@@ -1,11 +1,14 @@
 """Append-only lists per owner (a member's ledger, messages and executions; a scenario's
-history), one key per item inside a table (a :class:`tables.batch_store.BatchStore`), so an
-append writes only the new item, however long the list has grown.
+history), one key per append inside a table (a :class:`tables.batch_store.BatchStore`), so an
+append writes only its new items, however long the list has grown.
 
-Items arrive already encoded (the member agent has encoded them for their topics). Keys:
-``<owner>\\0<list>\\0<page>\\0<slot>`` -> item number ``page × page_size + slot``, so the items
-of a page are read with one prefix scan; ``<owner>\\0<list>\\0n`` -> ``{"n": count, "from":
-{source partition: [offset, index]}}``, only for lists fed by many writers.
+Items arrive already encoded as JSON (the member agent has encoded them for their topics),
+never holding a raw newline. Keys: ``<owner>\\0<list>\\0<page>\\0<slot>`` -> the items of one
+append from item number ``page × page_size + slot`` on, one per line (a run; an append that
+crosses a page boundary writes one run per page), so the items of a page are read with one
+prefix scan; ``<owner>\\0<list>\\0n`` -> ``{"n": count, "from": {source partition: [offset,
+index]}}``, only for lists fed by many writers. An event's two or three ledger entries, or a
+fetch's executions of one scenario, are one record in the changelog rather than one each.
 
 Lists written before this layout keep a page's items as one value, their JSON one per line,
 under ``<owner>\\0<list>\\0<page>``. Those pages are read as they are, and new items go to
@@ -20,9 +23,11 @@ cut short; ``append_from`` skips items whose source position it has passed, for 
 many writers (a scenario's history, fed by every member partition), as the analytics agent
 does. The head is written behind the items it counts (``put_live_last``), so a prefix of a
 flush left in the changelog by a crash never counts items it lacks. Items past a list's count
-are leftovers of such a prefix and are never read. Writes happen while handling a batch of the
-owner's partition, so items live on the owner's partition and queries routed by owner find
-them.
+are leftovers of such a prefix and are never read. A leftover run can also start inside a
+run written after it (the replayed appends need not be cut as before): appends are contiguous
+from the known length on, so a run starting before the end of the run read before it is such a
+leftover, and is skipped. Writes happen while handling a batch of the owner's partition, so
+items live on the owner's partition and queries routed by owner find them.
 """
 
 from __future__ import annotations
@@ -56,8 +61,17 @@ class PagedLists:
         old_page = self.table.get(page_key)
         items = old_page.split(b"\n", keep)[:keep] if old_page else []
         prefix = page_key + b"\0"
-        slots = {int(key[len(prefix):]): item
-                 for key, item in self.table.scan_live(prefix, bytes).items()}
+        runs = sorted((int(key[len(prefix):]), run)
+                      for key, run in self.table.scan_live(prefix, bytes).items())
+        slots: dict[int, bytes] = {}
+        reached = 0
+        for first, run in runs:
+            if first < reached:
+                continue  # a leftover inside the run before it (see the module docstring)
+            lines = run.split(b"\n")
+            for index, item in enumerate(lines, first):
+                slots[index] = item
+            reached = first + len(lines)
         for slot in range(len(items)):
             if slot in slots:
                 items[slot] = slots[slot]
@@ -100,11 +114,16 @@ class PagedLists:
         return len(fresh)
 
     def _write(self, owner: str, count: int, items: list[bytes]) -> int:
+        """One run per page the items reach, from position ``count`` on."""
         size = self.page_size
-        for item in items:
+        written = 0
+        while written < len(items):
             page_no, slot = divmod(count, size)
-            self.table[self._key(owner, b"%d\0%d" % (page_no, slot))] = item
-            count += 1
+            run = items[written:written + size - slot]
+            self.table[self._key(owner, b"%d\0%d" % (page_no, slot))] = (
+                run[0] if len(run) == 1 else b"\n".join(run))
+            written += len(run)
+            count += len(run)
         return count
 
     def newest_first(self, owner: str, offset: int = 0, limit: int = 50,

@@ -80,8 +80,33 @@ def test_leftovers_inside_a_page_are_overwritten_by_the_next_append_or_never_rea
     assert lists.newest_first("m", total=known) == ([{"n": 0}], 1)
     count = lists.append_at("m", encoded(7), known)
     assert table[b"m\0ledger\0" + b"0\0" + b"1"] == b'{"n":7}'
-    assert table[b"m\0ledger\0" + b"0\0" + b"2"] == b'{"n":2}'   # a leftover, never read
     assert lists.newest_first("m", total=count) == ([{"n": 7}, {"n": 0}], 2)
+
+
+def test_an_append_writes_its_items_as_one_run_per_page():
+    table = MemoryStore()
+    lists = PagedLists(table, "ledger", page_size=4)
+    count = lists.append_at("m", encoded(0, 1, 2), 0)
+    assert dict(table) == {b"m\0ledger\0" + b"0\0" + b"0": b'{"n":0}\n{"n":1}\n{"n":2}'}
+    count = lists.append_at("m", encoded(3, 4, 5, 6, 7, 8, 9), count)
+    assert table[b"m\0ledger\0" + b"0\0" + b"3"] == b'{"n":3}'
+    assert table[b"m\0ledger\0" + b"1\0" + b"0"] == b'{"n":4}\n{"n":5}\n{"n":6}\n{"n":7}'
+    assert table[b"m\0ledger\0" + b"2\0" + b"0"] == b'{"n":8}\n{"n":9}'
+    items, total = lists.newest_first("m", offset=1, limit=7, total=count)
+    assert total == 10 and [i["n"] for i in items] == [8, 7, 6, 5, 4, 3, 2]
+
+
+def test_a_leftover_run_starting_inside_a_newer_run_is_skipped():
+    """The flush cut short had written the events' entries as runs of 1 and 4 items; replayed
+    with another program, they come as 2 and 1: the old run at slot 2 lies inside the new run
+    at slot 1, and is not read."""
+    table = MemoryStore()
+    lists = PagedLists(table, "ledger", page_size=10)
+    known = lists.append_at("m", encoded(0), 0)
+    lists.append_at("m", encoded(91, 92, 93, 94), lists.append_at("m", encoded(90), known))
+    assert table[b"m\0ledger\0" + b"0\0" + b"2"] == b'{"n":91}\n{"n":92}\n{"n":93}\n{"n":94}'
+    count = lists.append_at("m", encoded(3), lists.append_at("m", encoded(1, 2), known))
+    assert lists.newest_first("m", total=count) == ([{"n": n} for n in (3, 2, 1, 0)], 4)
 
 
 def test_an_append_writes_the_new_item_and_nothing_else():
