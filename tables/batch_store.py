@@ -66,8 +66,6 @@ class BatchStore:
         #: the writes of the flush in progress, readable until RocksDB has them
         self._flushing: dict[int, dict[bytes, Optional[bytes]]] = {}
         self._flush_lock = asyncio.Lock()
-        #: flushes begun: a value written since the last one is still only in this batch
-        self.flushes = 0
         self._write_options = WriteOptions()
         self._write_options.disable_wal = True
 
@@ -181,7 +179,6 @@ class BatchStore:
         none, so there only the last record of a partition gets a future of its own: a
         coroutine, a future and a RecordMetadata per record were 4-5 % of the worker."""
         self._flushing, self._dirty = self._dirty, defaultdict(dict)
-        self.flushes += 1
         topic = self.table.changelog_topic.get_topic_name()
         producer = self.app.producer
         append_this_turn = getattr(producer, "append_this_turn", None)  # embedded only

@@ -8,10 +8,7 @@ append from item number ``page × page_size + slot`` on, one per line (a run; an
 crosses a page boundary writes one run per page), so the items of a page are read with one
 prefix scan; ``<owner>\\0<list>\\0n`` -> ``{"n": count, "from": {source partition: [offset,
 index]}}``, only for lists fed by many writers. An event's two or three ledger entries, or a
-fetch's executions of one scenario, are one record in the changelog rather than one each, and
-an append that continues the owner's previous append of the same batch (before the table's
-next flush) extends that run rather than starting one: a member's events of one batch add one
-key per list.
+fetch's executions of one scenario, are one record in the changelog rather than one each.
 
 Lists written before this layout keep a page's items as one value, their JSON one per line,
 under ``<owner>\\0<list>\\0<page>``. Those pages are read as they are, and new items go to
@@ -43,10 +40,6 @@ class PagedLists:
         self.table = table
         self.name = name.encode()
         self.page_size = page_size
-        #: owner -> (key, end, items) of the run each owner's last append wrote since the
-        #: table's last flush (``table.flushes``): a later append of the same batch extends it
-        self._open_runs: dict[str, tuple[bytes, int, list[bytes]]] = {}
-        self._open_since = -1
 
     def _key(self, owner: str, suffix: bytes) -> bytes:
         return b"%s\0%s\0%s" % (owner.encode(), self.name, suffix)
@@ -121,27 +114,16 @@ class PagedLists:
         return len(fresh)
 
     def _write(self, owner: str, count: int, items: list[bytes]) -> int:
-        """One run per page the items reach, from position ``count`` on; on the page where
-        the owner's last append of this batch ended, that run grows instead (a member with
-        several events in a batch gets one key per list, not one per event)."""
-        if self.table.flushes != self._open_since:
-            self._open_since = self.table.flushes
-            self._open_runs = {}
-        run = self._open_runs.get(owner)
+        """One run per page the items reach, from position ``count`` on."""
         size = self.page_size
         written = 0
         while written < len(items):
             page_no, slot = divmod(count, size)
-            chunk = items[written:written + size - slot]
-            if run is not None and run[1] == count and slot:
-                key, lines = run[0], run[2] + chunk
-            else:
-                key, lines = self._key(owner, b"%d\0%d" % (page_no, slot)), chunk
-            self.table[key] = lines[0] if len(lines) == 1 else b"\n".join(lines)
-            written += len(chunk)
-            count += len(chunk)
-            run = (key, count, lines)
-        self._open_runs[owner] = run
+            run = items[written:written + size - slot]
+            self.table[self._key(owner, b"%d\0%d" % (page_no, slot))] = (
+                run[0] if len(run) == 1 else b"\n".join(run))
+            written += len(run)
+            count += len(run)
         return count
 
     def newest_first(self, owner: str, offset: int = 0, limit: int = 50,

@@ -5,24 +5,6 @@ from __future__ import annotations
 
 
 class MemoryStore(dict):
-    """``batched``: writes stay one batch until ``flush()``, as a BatchStore's do until the
-    batch is flushed; otherwise every write is a batch of its own."""
-
-    def __init__(self, batched: bool = False) -> None:
-        super().__init__()
-        self.batched = batched
-        self._flushes = 0
-
-    @property
-    def flushes(self) -> int:
-        """Flushes begun; unbatched, each look is a new batch (so no append extends another)."""
-        if not self.batched:
-            self._flushes += 1
-        return self._flushes
-
-    def flush(self) -> None:
-        self._flushes += 1
-
     def get_live(self, key, decode):
         raw = self.get(key)
         return None if raw is None else decode(raw)

@@ -130,36 +130,3 @@ def test_a_page_of_the_old_layout_is_read_and_appended_to_in_place():
     count = lists.append_at("m", encoded(5, 6), 5)
     items, total = lists.newest_first("m", total=count)
     assert total == 7 and [i["n"] for i in items] == [6, 5, 4, 3, 2, 1, 0]
-
-
-def test_a_members_appends_of_one_batch_share_a_key_until_the_flush():
-    table = MemoryStore(batched=True)
-    lists = PagedLists(table, "ledger", page_size=4)
-    count = lists.append_at("m", encoded(0), 0)
-    count = lists.append_at("m", encoded(1, 2), count)
-    lists.append_at("x", encoded(0), 0)                          # another owner's run
-    count = lists.append_at("m", encoded(3, 4), count)           # stops at the page's end
-    assert table[b"m\0ledger\0" + b"0\0" + b"0"] == b'{"n":0}\n{"n":1}\n{"n":2}\n{"n":3}'
-    assert table[b"m\0ledger\0" + b"1\0" + b"0"] == b'{"n":4}'
-    table.flush()
-    count = lists.append_at("m", encoded(5), count)
-    assert table[b"m\0ledger\0" + b"1\0" + b"0"] == b'{"n":4}'  # flushed: not rewritten
-    assert table[b"m\0ledger\0" + b"1\0" + b"1"] == b'{"n":5}'
-    items, total = lists.newest_first("m", total=count)
-    assert total == 6 and [i["n"] for i in items] == [5, 4, 3, 2, 1, 0]
-
-
-def test_a_replay_merged_into_one_run_hides_the_leftovers_written_one_by_one():
-    """Before the crash the events came in batches of one; replayed, they share a batch."""
-    table = MemoryStore(batched=True)
-    lists = PagedLists(table, "ledger", page_size=10)
-    known = lists.append_at("m", encoded(0), 0)
-    table.flush()
-    for n in (1, 2, 3):                                 # written, the state never saw them
-        lists.append_at("m", encoded(90 + n), n)
-        table.flush()
-    count = known
-    for n in (1, 2, 3):                                 # the replay, in one batch
-        count = lists.append_at("m", encoded(n), count)
-    assert table[b"m\0ledger\0" + b"0\0" + b"1"] == b'{"n":1}\n{"n":2}\n{"n":3}'
-    assert lists.newest_first("m", total=count) == ([{"n": n} for n in (3, 2, 1, 0)], 4)
