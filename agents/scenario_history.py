@@ -18,6 +18,8 @@ import orjson
 from faust.web import Request, Response, View
 
 from agents.batching import batch_agent
+from agents.dlq import DeadLetters
+from agents.outgoing import Outgoing
 from api.routing import route_to_owner
 from api.errors import json_response, page_params
 from tables.batch_store import BatchStore, handling
@@ -27,18 +29,27 @@ def register(app: faust.App, executions_topic: faust.TopicT) -> PagedLists:
     store = BatchStore(app, "scenario-executions")
     table = store.table
     history = PagedLists(store, "executions")
+    dead_letters = DeadLetters(app)
 
     async def record(batches: list) -> None:
-        """A fetch's executions: one append per scenario and partition, one flush."""
+        """A fetch's executions: one append per scenario and partition, one flush; a record
+        that cannot be read goes to the DLQ and the others are listed."""
+        out = Outgoing(app.producer)
         async with handling(store) as use:
             for tp, messages in batches:
                 per_scenario: dict[str, list] = {}
                 for message in messages:
-                    per_scenario.setdefault(message.key.decode(), []).extend(
-                        executions_of(message))
+                    try:
+                        executions = executions_of(message)
+                    except (ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
+                        await dead_letters.refuse(out, "malformed_execution", message,
+                                                  [{"field": "", "problem": str(exc)}])
+                        continue
+                    per_scenario.setdefault(message.key.decode(), []).extend(executions)
                 use(tp.partition)
                 for scenario, items in per_scenario.items():
                     history.append_from(scenario, items)
+        await out.wait()
 
     batch_agent(app, executions_topic, "scenario-history", record, grouped=True)
 
@@ -61,7 +72,7 @@ def executions_of(message) -> list[tuple[str | int, int, int, bytes]]:
     """A record's executions with their sources: the lines of a ``BatchExecutions`` record
     (its first line lists the sources), or one execution as a JSON object, as workers of an
     earlier version sent them."""
-    value = message.value
+    value = message.value or b""
     if value[:1] != b"[":
         return [(*source_of(message), value)]
     lines = value.split(b"\n")
@@ -76,7 +87,8 @@ def executions_of(message) -> list[tuple[str | int, int, int, bytes]]:
 def source_of(message) -> tuple[str | int, int, int]:
     """The execution's source position; an execution sent without one (by a worker of an
     earlier version) is positioned by its own place in ``<app>-executions``."""
-    source = orjson.loads(message.value).get("source")
+    document = orjson.loads(message.value or b"")
+    source = document.get("source") if isinstance(document, dict) else None
     if (isinstance(source, list) and len(source) == 3
             and all(type(number) is int for number in source)):
         return source[0], source[1], source[2]

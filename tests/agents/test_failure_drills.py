@@ -187,6 +187,10 @@ def test_two_workers_on_tansu_one_stops_the_other_takes_over(worker_factory, tan
     assert sorted(ready["assigned"][f"{first.env['TILLSTREAM_APP_ID']}-events"]) == [0, 1, 2, 3]
 
 
+#: Records of ``<app>-executions`` the scenario history cannot read: not JSON, a source that
+#: is not a position, fewer sources than executions.
+BAD_EXECUTIONS = [b"{not json", b'[[0,1]]\n{"id":"e1:weekend"}',
+                  b'[[0,1,1],[0,2,1]]\n{"id":"e1:weekend"}']
 POISON = [
     (b"M-1", b"{not json", "malformed_json"),
     (b"M-1", orjson.dumps({"id": "x1", "type": "teleport", "member": "M-1", "data": {}}),
@@ -225,12 +229,15 @@ def test_poison_records_go_to_the_dlq_with_a_reason_and_processing_continues(wor
             "data": {"transaction": "t-ok", "amount": 25.0, "currency": "PLN", "store": "S1",
                      "till": "T1"}}
     log.append(topic, partition_for(b"M-1", partitions), b"M-1", orjson.dumps(good))
+    executions = next(t for t in log.topics() if t.endswith("-executions"))
+    for value in BAD_EXECUTIONS:
+        log.append(executions, 0, b"weekend", value)
     log.close()
 
     worker.start()
     assert client.wait_member("M-1", lambda m: m["balance"] == 25)["balance"] == 25
     metrics = worker.get("/metrics")[1]["raw"]
-    for reason in {reason for _, _, reason in POISON}:
+    for reason in {reason for _, _, reason in POISON} | {"malformed_execution"}:
         assert f'tillstream_dlq_records_total{{reason="{reason}"}}' in metrics, reason
     worker.stop()
 
@@ -239,7 +246,8 @@ def test_poison_records_go_to_the_dlq_with_a_reason_and_processing_continues(wor
     records = [orjson.loads(r.value) for p in range(log.topic(dlq).partitions)
                for r in log.read(dlq, p, 0, 1000)]
     log.close()
-    assert sorted(r["reason"] for r in records) == sorted(reason for _, _, reason in POISON)
+    assert sorted(r["reason"] for r in records) == sorted(
+        [reason for _, _, reason in POISON] + ["malformed_execution"] * len(BAD_EXECUTIONS))
     assert all(r["details"] or r["reason"] in ("too_large", "member_unknown") for r in records)
     huge = next(r for r in records if r["reason"] == "too_large")
     assert huge["truncated"] and huge["value_bytes"] > 300 * 1024
