@@ -120,8 +120,7 @@ class PagedLists:
         while written < len(items):
             page_no, slot = divmod(count, size)
             run = items[written:written + size - slot]
-            self.table[self._key(owner, b"%d\0%d" % (page_no, slot))] = (
-                run[0] if len(run) == 1 else b"\n".join(run))
+            self.table[self._key(owner, b"%d\0%d" % (page_no, slot))] = b"\n".join(run)
             written += len(run)
             count += len(run)
         return count
