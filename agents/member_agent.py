@@ -94,23 +94,44 @@ def declare_topics(app: faust.App) -> MemberTopics:
 
 
 class ScenarioMetrics:
-    """Counters per scenario and action type, their labelled children looked up once (a
-    ``labels()`` call per execution cost more than the rest of the bookkeeping)."""
+    """Executions per scenario and actions per type, counted in dicts while a fetch is applied
+    and added to the counters once it is durable: an increment of a labelled counter (a lock
+    and a value) per execution and per action cost more than the rest of the bookkeeping, and
+    a fetch that fails is applied again, so counting at the end counts it once."""
 
     def __init__(self) -> None:
-        self._scenarios: dict[str, object] = {}
-        self._actions: dict[str, object] = {}
+        self._scenario_counters: dict[str, Any] = {}
+        self._action_counters: dict[str, Any] = {}
+        self._scenarios: dict[str, int] = {}
+        self._actions: dict[str, int] = {}
 
     def executed(self, scenario: str, actions) -> None:
-        child = self._scenarios.get(scenario)
-        if child is None:
-            child = self._scenarios[scenario] = SCENARIO_EXECUTIONS.labels(scenario=scenario)
-        child.inc()
+        scenarios = self._scenarios
+        scenarios[scenario] = scenarios.get(scenario, 0) + 1
+        counts = self._actions
         for action in actions:
-            child = self._actions.get(action)
-            if child is None:
-                child = self._actions[action] = ACTIONS.labels(type=action)
-            child.inc()
+            counts[action] = counts.get(action, 0) + 1
+
+    def publish(self) -> None:
+        """Add the executions counted since the last call to the counters."""
+        for scenario, count in self._scenarios.items():
+            counter = self._scenario_counters.get(scenario)
+            if counter is None:
+                counter = self._scenario_counters[scenario] = SCENARIO_EXECUTIONS.labels(
+                    scenario=scenario)
+            counter.inc(count)
+        for action, count in self._actions.items():
+            counter = self._action_counters.get(action)
+            if counter is None:
+                counter = self._action_counters[action] = ACTIONS.labels(type=action)
+            counter.inc(count)
+        self._scenarios = {}
+        self._actions = {}
+
+    def discard(self) -> None:
+        """Forget the executions counted since the last call (their fetch failed)."""
+        self._scenarios = {}
+        self._actions = {}
 
 
 class MemberProcessor:
@@ -142,6 +163,7 @@ class MemberProcessor:
         outcomes: dict[tuple[str, str], int] = {}
         program = self.config.program()
         executions = BatchExecutions()
+        self.metrics.discard()
         async with handling(tables.members.store, tables.timers.store) as use:
             for tp, messages in batches:
                 use(tp.partition)
@@ -168,6 +190,7 @@ class MemberProcessor:
         await out.wait()
         for (event_type, outcome), count in outcomes.items():
             EVENTS.labels(type=event_type, outcome=outcome).inc(count)
+        self.metrics.publish()
         now = self.clock.now() - self.clock.offset
         observe_many(EVENT_TO_EFFECT, [max(0.0, now - message.timestamp)
                                        for _, messages in batches for message in messages

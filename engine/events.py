@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
+
 from engine.schema import Problem, check, compile_validator, instant, tagged_union
 
 STRING = {"type": "string", "minLength": 1, "maxLength": 200}
@@ -150,7 +152,10 @@ def parse_event(document: Any, now: float, internal: bool = True) -> Event:
 
 
 def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat().replace("+00:00", "Z")
+    """``datetime.isoformat()`` in UTC with a ``Z``, written by orjson: the same text (RFC 3339,
+    microseconds when there are any) in half the time, and every effect has a time."""
+    return orjson.dumps(datetime.fromtimestamp(epoch, timezone.utc),
+                        option=orjson.OPT_UTC_Z)[1:-1].decode()
 
 
 def to_document(event: Event) -> dict:

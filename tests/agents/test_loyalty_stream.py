@@ -33,6 +33,29 @@ def test_purchase_with_a_200_percent_multiplier_writes_two_ledger_entries(loyalt
     assert [(e["kind"], e["points"]) for e in reversed(entries)] == [("earn", 100), ("bonus", 200)]
 
 
+def test_scenario_executions_and_actions_are_counted_in_the_metrics(loyalty):
+    loyalty.configure(
+        program={"points_per_unit": 1.0},
+        scenarios={"double": {"name": "Bonus 200%", "active": True,
+                              "trigger": "points.standard_added",
+                              "actions": [{"type": "points.multiply", "percent": 200},
+                                          {"type": "tags.add", "field": "promos", "tags": ["doubled"]}]}})
+    loyalty.join("M-1")
+    for n in range(3):
+        loyalty.send({"id": f"p{n}", "type": "purchase", "member": "M-1",
+                      "data": {"transaction": f"t{n}", "amount": 10.0, "currency": "PLN",
+                               "store": "S1", "till": "T1"}})
+    loyalty.wait_member("M-1", lambda m: m["balance"] == 90)
+
+    def counted():
+        text = loyalty.worker.get("/metrics")[1]["raw"]
+        return all(line in text for line in (
+            'tillstream_scenario_executions_total{scenario="double"} 3.0',
+            'tillstream_actions_total{type="points.multiply"} 3.0',
+            'tillstream_actions_total{type="tags.add"} 3.0'))
+    wait_until(counted, 20, message="three executions of two actions in the metrics")
+
+
 def test_double_points_in_march_is_inactive_on_the_first_of_april(loyalty):
     loyalty.configure(
         program={"points_per_unit": 1.0},
