@@ -173,16 +173,21 @@ class BatchStore:
 
     async def _send_changelog(self) -> dict[int, list]:
         """Move the dirty keys to ``_flushing`` and send one changelog record per key; returns
-        partition -> futures whose offsets include the partition's last record.
+        partition -> ``(future, records)`` pairs, the last pair ending at the partition's last
+        record.
 
         The embedded log writes one loop turn's records to a partition in order and all or
         none, so there only the last record of a partition gets a future of its own: a
-        coroutine, a future and a RecordMetadata per record were 4-5 % of the worker."""
+        coroutine, a future and a RecordMetadata per record were 4-5 % of the worker. The
+        Kafka producer takes the records as record batches (``send_records``), a future
+        each."""
         self._flushing, self._dirty = self._dirty, defaultdict(dict)
         topic = self.table.changelog_topic.get_topic_name()
         producer = self.app.producer
-        append_this_turn = getattr(producer, "append_this_turn", None)  # embedded only
+        append_this_turn = getattr(producer, "append_this_turn", None)  # embedded
+        send_records = getattr(producer, "send_records", None)  # Kafka
         sent = {}
+        batched = []
         for partition, keys in self._flushing.items():
             for key, value in keys.items():
                 if type(value) is Live:
@@ -190,14 +195,19 @@ class BatchStore:
             if not keys:
                 continue
             records = _owners_last(keys)
-            if append_this_turn is None:
-                sent[partition] = [await producer.send(topic, key, value, partition, None, None)
-                                   for key, value in records]
-                continue
-            for key, value in records[:-1]:
-                append_this_turn(topic, key, value, partition)
-            key, value = records[-1]
-            sent[partition] = [producer.send_this_turn(topic, key, value, partition)]
+            if append_this_turn is not None:
+                for key, value in records[:-1]:
+                    append_this_turn(topic, key, value, partition)
+                key, value = records[-1]
+                sent[partition] = [(producer.send_this_turn(topic, key, value, partition), 1)]
+            elif send_records is not None:
+                batched.extend((topic, key, value, partition) for key, value in records)
+            else:
+                sent[partition] = [(await producer.send(topic, key, value, partition, None, None),
+                                    1) for key, value in records]
+        if batched:
+            for batch in await send_records(batched):
+                sent.setdefault(batch.partition, []).append((batch.future, batch.count))
         return sent
 
     def _write_local(self, sent: dict[int, list]) -> None:
@@ -210,7 +220,7 @@ class BatchStore:
                     batch.delete(key)
                 else:
                     batch.put(key, value)
-            last = max(future.result().offset for future in futures)
+            last = max(future.result().offset + count - 1 for future, count in futures)
             batch.put(offset_key, str(last).encode())
             self._db(partition).write(batch, self._write_options)
         self._flushing = {}
@@ -244,8 +254,8 @@ async def flush_together(*stores: BatchStore) -> None:
         await lock.acquire()
     try:
         sent = [await store._send_changelog() for store in stores]
-        await wait_all([f for per_store in sent for futures in per_store.values()
-                        for f in futures])
+        await wait_all([future for per_store in sent for futures in per_store.values()
+                        for future, _ in futures])
         for store, per_store in zip(stores, sent):
             store._write_local(per_store)
     finally:

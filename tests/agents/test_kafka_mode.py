@@ -162,3 +162,58 @@ def test_two_workers_share_partitions_and_route_queries_to_the_owner(worker_fact
     for worker in (first, second):
         status, body = worker.get("/v1/counters/M-7")
         assert (status, body["amount"]) == (200, 20.0)
+
+
+async def _send_records_and_read_back(bootstrap: str, topic: str, records: list,
+                                      data_dir) -> tuple:
+    """Send ``records`` through the worker's producer (batches of at most 600 bytes, so a
+    partition's records span several); returns the batches and what each partition holds."""
+    from agents.app import create_app
+    from agents.settings import Settings
+
+    await _create_and_describe(bootstrap, topic, {}, partitions=4)
+    app = create_app(Settings(broker=f"kafka://{bootstrap}", pipeline="minimal",
+                              data_dir=data_dir,
+                              faust_options={"producer_max_batch_size": 600}))
+    await app.producer.start()
+    try:
+        batches = await app.producer.send_records(records)
+        await asyncio.gather(*(batch.future for batch in batches))
+        aiokafka_partition = app.producer._ensure_producer()._partition
+        chosen = {key: aiokafka_partition(topic, None, key, b"", key, b"")
+                  for _, key, _, _ in records}
+    finally:
+        await app.producer.stop()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=100,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(4)]
+        consumer.assign(tps)
+        held: dict[int, list] = {p: [] for p in range(4)}
+        while sum(map(len, held.values())) < len(records):
+            for tp, got in (await consumer.getmany(*tps, timeout_ms=500)).items():
+                held[tp.partition] += [(r.offset, r.key, r.value) for r in got]
+    finally:
+        await consumer.stop()
+    return batches, held, chosen
+
+
+def test_records_sent_as_batches_land_where_send_would_put_them_in_order(tansu, tmp_path):
+    records = [("sent-in-batches", b"member-%d" % (n % 7), b"value-%03d" % n, None)
+               for n in range(60)]
+    records += [("sent-in-batches", b"member-0", b"pinned-%d" % n, 3) for n in range(5)]
+    batches, held, chosen = asyncio.run(
+        _send_records_and_read_back(tansu.bootstrap, "sent-in-batches", records, tmp_path))
+
+    expected = {p: [] for p in range(4)}
+    for _, key, value, partition in records:
+        expected[chosen[key] if partition is None else partition].append((key, value))
+    assert {p: [(k, v) for _, k, v in got] for p, got in held.items()} == expected
+    for partition, got in held.items():
+        mine = [batch for batch in batches if batch.partition == partition]
+        assert sum(batch.count for batch in mine) == len(got)
+        covered = [batch.future.result().offset + n for batch in mine
+                   for n in range(batch.count)]
+        assert covered == [offset for offset, _, _ in got]
+    assert len(batches) > 4  # at 600 bytes a batch, a partition's records took several
