@@ -174,8 +174,9 @@ class Producer(faust_aiokafka.Producer):
     """faust's aiokafka producer, which can also send many records at once as record batches.
 
     ``send`` costs a coroutine, a partitioner call, a future and an accumulator lookup per
-    record: a fifth of a Kafka-mode worker, which sends six records an event (effects and
-    changelog records), all awaited together at the end of a fetch. ``send_records`` fills one
+    record, and a Kafka-mode worker sends about six records an event (effects and changelog
+    records), all awaited together at the end of a fetch: batches instead took 12-19 % off
+    the worker's CPU (bench/RESULTS.md, 2026-12-02 fourth session). ``send_records`` fills one
     aiokafka ``BatchBuilder`` per topic partition (another when one is full) and hands each to
     the producer whole, with one future."""
 
@@ -185,13 +186,13 @@ class Producer(faust_aiokafka.Producer):
         ``send`` would choose it), in order within each partition."""
         producer = self._ensure_producer()
         per_partition: dict[tuple[str, int], list[tuple[Optional[bytes], Optional[bytes]]]] = {}
-        counts: dict[str, int] = {}
+        partition_counts: dict[str, int] = {}
         for topic, key, value, partition in records:
             if partition is None:
-                count = counts.get(topic)
+                count = partition_counts.get(topic)
                 if count is None:
                     await producer.client._wait_on_metadata(topic)
-                    count = counts[topic] = len(
+                    count = partition_counts[topic] = len(
                         producer.client.cluster.partitions_for_topic(topic))
                 partition = (partition_for(key, count) if key is not None
                              else producer._partition(topic, None, key, value, key, value))

@@ -125,11 +125,10 @@ class ScenarioMetrics:
             if counter is None:
                 counter = self._action_counters[action] = ACTIONS.labels(type=action)
             counter.inc(count)
-        self._scenarios = {}
-        self._actions = {}
+        self.discard()
 
     def discard(self) -> None:
-        """Forget the executions counted since the last call (their fetch failed)."""
+        """Forget the executions counted since the last publish (or their fetch failed)."""
         self._scenarios = {}
         self._actions = {}
 

@@ -11,8 +11,7 @@ at the same load.
 
 ``--mode kafka`` runs the worker on a tansu broker started for the run; the events then go
 straight to the events topic from an aiokafka producer (records due every 5 ms, linger 1 ms;
-``--tick`` is for HTTP), as tills would send
-them to Kafka, instead of over HTTP.
+``--tick`` is for HTTP), as tills would send them to Kafka, instead of over HTTP.
 """
 
 from __future__ import annotations
@@ -88,8 +87,8 @@ def main() -> None:
                    for name, seconds in thread_cpu(pid).items()
                    if seconds - threads_before.get(name, 0.0) > 0.05}
         after = cluster.scrape()
-        print({"mode": opts.mode, "rate": opts.rate, "seconds": opts.seconds, "warm": opts.warm, "tick": opts.tick,
-               "achieved_rate": sending["achieved_rate"], "caught_up": wait["done"],
+        print({"mode": opts.mode, "rate": opts.rate, "seconds": opts.seconds, "warm": opts.warm,
+               "tick": opts.tick, "achieved_rate": sending["achieved_rate"], "caught_up": wait["done"],
                **histogram_percentiles(before, after), **resources,
                "thread_cpu_s": threads, "webhooks_received": sink.count()})
     finally:

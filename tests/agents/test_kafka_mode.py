@@ -13,7 +13,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from faust.types import TP
 
+from agents.app import create_app
 from agents.kafka_transport import Consumer, fetched_high_waters
+from agents.settings import Settings
 from tests.support import wait_until
 
 #: These tests prove the plumbing with the minimal counter agent (agents/counter.py).
@@ -168,9 +170,6 @@ async def _send_records_and_read_back(bootstrap: str, topic: str, records: list,
                                       data_dir) -> tuple:
     """Send ``records`` through the worker's producer (batches of at most 600 bytes, so a
     partition's records span several); returns the batches and what each partition holds."""
-    from agents.app import create_app
-    from agents.settings import Settings
-
     await _create_and_describe(bootstrap, topic, {}, partitions=4)
     app = create_app(Settings(broker=f"kafka://{bootstrap}", pipeline="minimal",
                               data_dir=data_dir,
