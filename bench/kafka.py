@@ -72,14 +72,87 @@ async def read_all(bootstrap: str, topic: str, partitions: int,
     return out
 
 
+#: Marks the open loop's records, which :class:`DeliveryWatch` times.
+OPEN_LOOP_HEADER = "bench-open-loop"
+
+
+class DeliveryWatch:
+    """A plain aiokafka consumer reading ``topic`` while an open loop writes to it: the broker's
+    own produce-to-consume time (a record's create time to the fetch that returns it), with the
+    worker's fetch wait, measured at the same moment as the engine. On tansu 0.6 in memory this
+    time grows with the records the broker holds (``python -m bench.tansu_floor``), so an
+    engine's latency on tansu reads only next to it.
+
+    Only the open loop's records count (by their header), not those the engine writes to the
+    same topic itself."""
+
+    def __init__(self, bootstrap: str, topic: str, fetch_max_wait_ms: int = 10) -> None:
+        self.bootstrap, self.topic, self.fetch_max_wait_ms = bootstrap, topic, fetch_max_wait_ms
+        #: (seconds since the start, produce-to-consume ms) per record
+        self.ages: list[tuple[float, float]] = []
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task | None = None
+        self._started = 0.0
+
+    async def start(self) -> None:
+        self._started = time.time()
+        consumer = self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+            fetch_max_wait_ms=self.fetch_max_wait_ms)
+        await consumer.start()
+        await consumer.topics()  # loads the topic's partitions into the metadata
+        partitions = [TopicPartition(self.topic, p)
+                      for p in sorted(consumer.partitions_for_topic(self.topic) or ())]
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        for partition in partitions:  # resolved now, before the first record is sent
+            await consumer.position(partition)
+        self._task = asyncio.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        started = self._started
+        while True:
+            fetched = await self._consumer.getmany(timeout_ms=100)
+            now = time.time()
+            for records in fetched.values():
+                for record in records:
+                    if record.headers and record.headers[0][0] == OPEN_LOOP_HEADER:
+                        self.ages.append((now - started, now * 1000 - record.timestamp))
+
+    async def stop(self, expected: int, grace: float = 10.0) -> dict:
+        """Wait (up to ``grace`` seconds) until ``expected`` records were seen, stop, and
+        return the percentiles."""
+        deadline = time.monotonic() + grace
+        while len(self.ages) < expected and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        await self._consumer.stop()
+        return {"records": len(self.ages), **exact_percentiles([age for _, age in self.ages])}
+
+
+def exact_percentiles(values: list[float]) -> dict:
+    if not values:
+        return {}
+    ordered = sorted(values)
+    return {f"{name}_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * q))], 2)
+            for name, q in (("p50", 0.50), ("p99", 0.99), ("p999", 0.999))}
+
+
 async def open_loop_kafka(bootstrap: str, topic: str, records: list[tuple[int, bytes, bytes]],
-                          rate: float, tick: float = 0.005) -> dict:
+                          rate: float, tick: float = 0.005,
+                          delivery: DeliveryWatch | None = None) -> dict:
     """Send ``records`` at ``rate`` per second on a fixed schedule (every ``tick`` seconds the
     records due by then), whatever the consumer does: an open loop. Batching producer
-    (linger 1 ms); each record's timestamp is its create time at ``send``."""
+    (linger 1 ms); each record's timestamp is its create time at ``send``, and it carries the
+    header :data:`OPEN_LOOP_HEADER`. With ``delivery``, a :class:`DeliveryWatch` reads the
+    topic meanwhile and its percentiles come back as ``broker`` (it adds a consumer's fetches
+    to the broker's load, so it is left out unless asked for)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=1,
                                 max_batch_size=64 * 1024)
     await producer.start()
+    if delivery:
+        await delivery.start()
     futures = []
     sent = 0
     schedule = OpenLoopSchedule(rate, len(records), tick)
@@ -87,11 +160,15 @@ async def open_loop_kafka(bootstrap: str, topic: str, records: list[tuple[int, b
         async for due in schedule:
             while sent < due:
                 partition, key, value = records[sent]
-                futures.append(await producer.send(topic, value, key=key, partition=partition))
+                futures.append(await producer.send(topic, value, key=key, partition=partition,
+                                                   headers=[(OPEN_LOOP_HEADER, b"")]))
                 sent += 1
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
-    return {"sent": sent, "send_s": round(schedule.seconds, 3),
-            "achieved_rate": round(sent / schedule.seconds, 1),
-            "max_behind_schedule_s": round(schedule.max_behind, 3)}
+    result = {"sent": sent, "send_s": round(schedule.seconds, 3),
+              "achieved_rate": round(sent / schedule.seconds, 1),
+              "max_behind_schedule_s": round(schedule.max_behind, 3)}
+    if delivery:
+        result["broker"] = await delivery.stop(sent)
+    return result

@@ -11,7 +11,9 @@ at the same load.
 
 ``--mode kafka`` runs the worker on a tansu broker started for the run; the events then go
 straight to the events topic from an aiokafka producer (records due every 5 ms, linger 1 ms;
-``--tick`` is for HTTP), as tills would send them to Kafka, instead of over HTTP.
+``--tick`` is for HTTP), as tills would send them to Kafka, instead of over HTTP. With
+``--watch-broker`` a plain consumer also times tansu's own delivery of those events
+(``broker``): on tansu 0.6 it grows during a run (``python -m bench.tansu_floor``).
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ def main() -> None:
     parser.add_argument("--tick", type=float, default=0.02,
                         help="seconds between requests (each carries rate x tick events)")
     parser.add_argument("--mode", choices=("embedded", "kafka"), default="embedded")
+    parser.add_argument("--watch-broker", action="store_true",
+                        help="kafka: a plain consumer times the broker's own delivery of the "
+                             "events meanwhile (it adds its fetches to the broker's load)")
     opts = parser.parse_args()
     count = int(opts.rate * opts.seconds)
     stream = Stream(events=count + opts.warm + 10, seed=opts.seed, partitions=4)
@@ -80,7 +85,8 @@ def main() -> None:
         pid = cluster.pids[0]
         threads_before = thread_cpu(pid)
         watch = ProcessWatch(cluster.pids)
-        sending = cluster.open_loop(docs, opts.rate, tick=opts.tick)
+        sending = cluster.open_loop(docs, opts.rate, tick=opts.tick,
+                                    watch_broker=opts.watch_broker)
         wait = cluster.wait_events(before["events"] + len(docs), opts.seconds + 120)
         resources = watch.stop()
         threads = {name: round(seconds - threads_before.get(name, 0.0), 2)
@@ -90,7 +96,8 @@ def main() -> None:
         print({"mode": opts.mode, "rate": opts.rate, "seconds": opts.seconds, "warm": opts.warm,
                "tick": opts.tick, "achieved_rate": sending["achieved_rate"], "caught_up": wait["done"],
                **histogram_percentiles(before, after), **resources,
-               "thread_cpu_s": threads, "webhooks_received": sink.count()})
+               "thread_cpu_s": threads, "webhooks_received": sink.count(),
+               **({"broker": sending["broker"]} if "broker" in sending else {})})
     finally:
         cluster.close()
         sink.close()

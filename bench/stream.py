@@ -213,12 +213,17 @@ class Cluster:
             asyncio.run(_post_all(self.workers[0].url, documents))
         return time.perf_counter() - began
 
-    def open_loop(self, documents: list[dict], rate: float, tick: float = 0.02) -> dict:
+    def open_loop(self, documents: list[dict], rate: float, tick: float = 0.02,
+                  watch_broker: bool = False) -> dict:
         """Send ``documents`` at ``rate`` on a fixed schedule; over HTTP (embedded) one request
-        every ``tick`` seconds."""
+        every ``tick`` seconds. ``watch_broker`` (Kafka): time the broker's own delivery of
+        the events meanwhile (bench.kafka.DeliveryWatch)."""
         if self.broker:
+            delivery = (kq.DeliveryWatch(self.broker.bootstrap, EVENTS_TOPIC) if watch_broker
+                        else None)
             return asyncio.run(kq.open_loop_kafka(self.broker.bootstrap, EVENTS_TOPIC,
-                                                  to_records(documents, self.partitions), rate))
+                                                  to_records(documents, self.partitions), rate,
+                                                  delivery=delivery))
         path = "/v1/counters" if self.pipeline == "minimal" else "/v1/events"
         return asyncio.run(open_loop_http(self.workers[0].url, documents, rate, tick=tick,
                                           path=path))
