@@ -10,12 +10,13 @@ rebalance listener and the producer's own ``send`` are faust's:
 - the group consumer's fetch wait is ``Settings.fetch_max_wait_ms``, not faust's fixed 1.5 s;
 - partitions faust pauses are paused in aiokafka too (``Consumer.pause_partitions``).
 
-Why the second: faust's recovery reads a changelog up to the high-water mark it asked for, and
-refuses to start a worker whose tables persisted an offset above it (ConsistencyError). A
-broker whose ListOffsets answer is short (tansu 0.6 answers the last batch's base offset + 1
-when a batch holds several records) then stops a restarted worker, unless every record is
-produced in a batch of its own, which costs a broker round trip per record. The high-water
-mark a fetch response carries is right on every broker, Apache Kafka included.
+Why the high-water marks: faust's recovery reads a changelog up to the high-water mark it asked
+for, and refuses to start a worker whose tables persisted an offset above it
+(ConsistencyError). A broker whose ListOffsets answer is short (tansu 0.6 answers the last
+batch's base offset + 1 when a batch holds several records) then stops a restarted worker,
+unless every record is produced in a batch of its own, which costs a broker round trip per
+record. The high-water mark a fetch response carries is right on every broker, Apache Kafka
+included.
 """
 
 from __future__ import annotations
