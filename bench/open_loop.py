@@ -94,7 +94,8 @@ def main() -> None:
                    if seconds - threads_before.get(name, 0.0) > 0.05}
         after = cluster.scrape()
         print({"mode": opts.mode, "rate": opts.rate, "seconds": opts.seconds, "warm": opts.warm,
-               "tick": opts.tick, "achieved_rate": sending["achieved_rate"], "caught_up": wait["done"],
+               "tick": opts.tick, "achieved_rate": sending["achieved_rate"],
+               "caught_up": wait["done"],
                **histogram_percentiles(before, after), **resources,
                "thread_cpu_s": threads, "webhooks_received": sink.count(),
                **({"broker": sending["broker"]} if "broker" in sending else {})})
