@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from agents.topics import EVENT_RETENTION_SECONDS
-from bench.measure import OpenLoopSchedule
+from bench.measure import OpenLoopSchedule, exact_percentiles
 
 DELETE_CONFIGS = {"cleanup.policy": "delete", "retention.ms": str(EVENT_RETENTION_SECONDS * 1000)}
 
@@ -129,14 +129,6 @@ class DeliveryWatch:
         await asyncio.gather(self._task, return_exceptions=True)
         await self._consumer.stop()
         return {"records": len(self.ages), **exact_percentiles([age for _, age in self.ages])}
-
-
-def exact_percentiles(values: list[float]) -> dict:
-    if not values:
-        return {}
-    ordered = sorted(values)
-    return {f"{name}_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * q))], 2)
-            for name, q in (("p50", 0.50), ("p99", 0.99), ("p999", 0.999))}
 
 
 async def open_loop_kafka(bootstrap: str, topic: str, records: list[tuple[int, bytes, bytes]],

@@ -198,6 +198,16 @@ def histogram_percentiles(before: dict, after: dict,
     return out
 
 
+def exact_percentiles(milliseconds: list[float],
+                      quantiles=(0.5, 0.99, 0.999)) -> dict:
+    """``p50_ms``... of every value measured (not a histogram's estimate); empty for none."""
+    if not milliseconds:
+        return {}
+    ordered = sorted(milliseconds)
+    return {f"p{_qname(q)}_ms": round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+            for q in quantiles}
+
+
 def _qname(q: float) -> str:
     return {0.5: "50", 0.99: "99", 0.999: "999"}.get(q, str(q).replace("0.", ""))
 

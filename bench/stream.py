@@ -19,8 +19,9 @@ import orjson
 
 from bench import kafka as kq
 from bench.engine_apply import Generator
-from bench.measure import (OpenLoopSchedule, ProcessWatch, histogram_percentiles, loadavg,
-                           log_histogram_percentiles, merge_scrapes, parse_prometheus)
+from bench.measure import (OpenLoopSchedule, ProcessWatch, exact_percentiles,
+                           histogram_percentiles, loadavg, log_histogram_percentiles,
+                           merge_scrapes, parse_prometheus)
 from bench.workload import (LoyaltyWorkload, minimal_documents, minimal_expected, mix_of,
                             program_collections, to_records)
 from tests.support import (REPO, TANSU_FAUST_OPTIONS, LoyaltyClient, TansuBroker,
@@ -965,12 +966,8 @@ async def http_load(url: str, members: list[str], rate: float, duration: float,
         send_s = time.perf_counter() - began
         await asyncio.gather(*tasks)
     resources = watch.stop()
-    latencies.sort()
-
-    def pct(q: float) -> float:
-        return round(1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))], 2)
     return {"rate": rate, "duration_s": duration, "requests": total,
             "achieved_rate": round(total / send_s, 1), "errors": errors,
-            "p50_ms": pct(0.5), "p99_ms": pct(0.99), "p999_ms": pct(0.999),
-            "max_ms": round(1000 * latencies[-1], 2), "worker": resources,
+            **exact_percentiles([1000 * seconds for seconds in latencies]),
+            "max_ms": round(1000 * max(latencies), 2), "worker": resources,
             "loadavg_1m": loadavg()}

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 
 from bench import kafka as kq
+from bench.measure import exact_percentiles
 from bench.workload import LoyaltyWorkload, to_records
 from tests.support import TansuBroker
 
@@ -39,7 +40,7 @@ async def measure(bootstrap: str, rate: float, seconds: float, preload: int,
     while start < seconds:
         ages = [age for at, age in delivery.ages if start <= at < start + window]
         rows.append({"from_s": start, "to_s": start + window, "records": len(ages),
-                     **kq.exact_percentiles(ages)})
+                     **exact_percentiles(ages)})
         start += window
     rows.append({"whole_run": True, "achieved_rate": sending["achieved_rate"],
                  **sending["broker"]})
