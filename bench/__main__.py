@@ -71,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="events of bench.engine_apply (default 100000; quick 10000)")
     p.add_argument("--date", default=dt.date.today().isoformat())
     p.add_argument("--keep", action="store_true", help="keep the data directories and logs")
+    p.add_argument("--stages", action="store_true",
+                   help="tillstream-embedded: time the worker's stages (bench/stage_timers.py) "
+                        "during the throughput run and print where its time went, per event")
     return p
 
 

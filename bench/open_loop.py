@@ -13,7 +13,10 @@ at the same load.
 straight to the events topic from an aiokafka producer (records due every 5 ms, linger 1 ms;
 ``--tick`` is for HTTP), as tills would send them to Kafka, instead of over HTTP. With
 ``--watch-broker`` a plain consumer also times tansu's own delivery of those events
-(``broker``): on tansu 0.6 it grows during a run (``python -m bench.tansu_floor``).
+(``broker``): on tansu 0.6 it grows during a run (``python -m bench.tansu_floor``). With
+``--stages`` the worker runs with timers on its stages and the run ends with a table of where
+its event-loop thread spent its time, in µs per event (bench/stage_timers.py); ``python -m
+bench --only tillstream-embedded --stages`` prints the same for a throughput run.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import stage_timers
 from bench.measure import ProcessWatch, histogram_percentiles
 from bench.stream import Cluster, Stream, WebhookSink, joins_needed
 from bench.workload import program_collections
@@ -55,6 +59,9 @@ def main() -> None:
     parser.add_argument("--tick", type=float, default=0.02,
                         help="seconds between requests (each carries rate x tick events)")
     parser.add_argument("--mode", choices=("embedded", "kafka"), default="embedded")
+    parser.add_argument("--stages", action="store_true",
+                        help="embedded: time the worker's stages (bench/stage_timers.py) and "
+                             "print where its time went during the run, per event")
     parser.add_argument("--watch-broker", action="store_true",
                         help="kafka: a plain consumer times the broker's own delivery of the "
                              "events meanwhile (it adds its fetches to the broker's load)")
@@ -62,7 +69,8 @@ def main() -> None:
     count = int(opts.rate * opts.seconds)
     stream = Stream(events=count + opts.warm + 10, seed=opts.seed, partitions=4)
     root = Path(tempfile.mkdtemp(prefix="open-loop-"))
-    cluster = Cluster(root, opts.mode, 1, 4, "loyalty")
+    stage_file = root / "stages.json" if opts.stages else None
+    cluster = Cluster(root, opts.mode, 1, 4, "loyalty", stage_timers=stage_file)
     sink = WebhookSink()
     try:
         cluster.start()
@@ -82,6 +90,7 @@ def main() -> None:
                 raise SystemExit("warm-up events not processed")
         time.sleep(2.0)
         before = cluster.scrape()
+        stages_before = stage_timers.read(stage_file) if stage_file else None
         pid = cluster.pids[0]
         threads_before = thread_cpu(pid)
         watch = ProcessWatch(cluster.pids)
@@ -93,6 +102,9 @@ def main() -> None:
                    for name, seconds in thread_cpu(pid).items()
                    if seconds - threads_before.get(name, 0.0) > 0.05}
         after = cluster.scrape()
+        if stage_file:
+            time.sleep(1.0)  # the timers' next write covers the whole run
+            print(stage_timers.report(stages_before, stage_timers.read(stage_file)))
         print({"mode": opts.mode, "rate": opts.rate, "seconds": opts.seconds, "warm": opts.warm,
                "tick": opts.tick, "achieved_rate": sending["achieved_rate"],
                "caught_up": wait["done"],

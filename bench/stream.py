@@ -12,12 +12,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import orjson
 
 from bench import kafka as kq
+from bench import stage_timers
 from bench.engine_apply import Generator
 from bench.measure import (OpenLoopSchedule, ProcessWatch, exact_percentiles,
                            histogram_percentiles, loadavg, log_histogram_percentiles,
@@ -76,9 +78,9 @@ class Stream:
 
 # -- Tillstream workers --------------------------------------------------------------------------
 
-def _spawn(worker: WorkerProcess) -> None:
+def _spawn(worker: WorkerProcess, module: str = "agents.cli") -> None:
     worker._log = open(worker.log_path, "ab")
-    worker.process = subprocess.Popen([sys.executable, "-m", "agents.cli", "worker"], cwd=REPO,
+    worker.process = subprocess.Popen([sys.executable, "-m", module, "worker"], cwd=REPO,
                                       env=worker.env, stdout=worker._log,
                                       stderr=subprocess.STDOUT)
 
@@ -87,13 +89,19 @@ class Cluster:
     """One broker (tansu, or none in embedded mode) and N ``tillstream worker`` processes."""
 
     def __init__(self, root: Path, mode: str, workers: int, partitions: int,
-                 pipeline: str = "loyalty") -> None:
+                 pipeline: str = "loyalty", stage_timers: Path | None = None) -> None:
+        """``stage_timers``: run the workers with timers on their stages (bench/stage_timers.py),
+        which write their totals to that file."""
         self.root = root
         self.mode = mode
         self.partitions = partitions
         self.pipeline = pipeline
         self.broker = TansuBroker().start() if mode == "kafka" else None
         env = {"TILLSTREAM_PIPELINE": pipeline}
+        self.worker_module = "agents.cli"
+        if stage_timers is not None:
+            env["TILLSTREAM_STAGE_TIMERS"] = str(stage_timers)
+            self.worker_module = "bench.stage_timers"
         self.workers = []
         for i in range(workers):
             data_dir = root / f"worker{i}"
@@ -109,13 +117,13 @@ class Cluster:
 
     def spawn(self) -> None:
         for worker in self.workers:
-            _spawn(worker)
+            _spawn(worker, self.worker_module)
 
     def start(self, timeout: float = 300.0) -> float:
         """Start every worker at once; returns the seconds until all are ready."""
         began = time.perf_counter()
         for worker in self.workers:
-            _spawn(worker)
+            _spawn(worker, self.worker_module)
         for worker in self.workers:
             worker.wait_ready(timeout)
         return time.perf_counter() - began
@@ -445,8 +453,11 @@ def run_tillstream(stream: Stream, root: Path, mode: str, workers: int, pipeline
     name = f"tillstream-{mode}" + (f"-{workers}w" if mode == "kafka" else "") + \
         ("-minimal" if pipeline == "minimal" else "")
     result: dict = {"engine": name, "mode": mode, "workers": workers, "pipeline": pipeline}
-    cluster = Cluster(root / name, mode, workers, stream.partitions, pipeline)
     loyalty = pipeline == "loyalty"
+    stage_file = (root / f"{name}-stages.json" if getattr(opts, "stages", False)
+                  and mode == "embedded" and loyalty else None)
+    cluster = Cluster(root / name, mode, workers, stream.partitions, pipeline,
+                      stage_timers=stage_file)
     measured = stream.events if loyalty else stream.minimal
     sent_docs = list(measured)
     sink = None
@@ -489,6 +500,7 @@ def run_tillstream(stream: Stream, root: Path, mode: str, workers: int, pipeline
         t_spawn = time.perf_counter()
         cluster.spawn()
         watch = ProcessWatch(cluster.pids)
+        stages = StageWatch(stage_file) if stage_file else None
         # Poll the metrics from the spawn on (every 50 ms): the start of processing is the last
         # poll that still saw 0 events, so neither startup nor the readiness poll skews it.
         metric_based = True
@@ -536,6 +548,9 @@ def run_tillstream(stream: Stream, root: Path, mode: str, workers: int, pipeline
         log(f"{name}: {result['throughput']['events_per_s']:,.0f} events/s "
             f"({processed:.0f}/{len(measured)} in {elapsed:.1f} s; CPU {resources['cpu_s']} s; "
             f"peak RSS {resources['peak_rss_mib']} MiB; load {load_before})")
+        if stages is not None:
+            result["stages"] = stages.report()
+            log(f"{name}: stages of the throughput run\n{result['stages']}")
         if not wait["done"]:
             result["note"] = "throughput run timed out; latency runs skipped"
             return result
@@ -611,6 +626,37 @@ def run_tillstream(stream: Stream, root: Path, mode: str, workers: int, pipeline
         cluster.close()
         if sink is not None:
             sink.close()
+
+
+class StageWatch:
+    """The stage timers of a worker processing a preloaded log (bench/stage_timers.py): the
+    last totals written before its first event is the start, so its startup is left out."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.start: dict | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.1):
+            try:
+                totals = stage_timers.read(self.path)
+            except (OSError, ValueError):
+                continue
+            if totals["stages"][stage_timers.EVENT_STAGE][0] == 0:
+                self.start = totals
+            elif self.start is not None:
+                return
+
+    def report(self) -> str:
+        self._stop.set()
+        self._thread.join()
+        time.sleep(1.0)  # the timers' next write covers the whole run
+        if self.start is None:
+            return "stage timers: no totals written before the first event"
+        return stage_timers.report(self.start, stage_timers.read(self.path))
 
 
 # -- peers ---------------------------------------------------------------------------------------
@@ -722,6 +768,9 @@ def run_peer(stream: Stream, root: Path, name: str, events: int, opts) -> dict:
         log(f"{name}: {result['throughput']['events_per_s']:,.0f} events/s "
             f"({status['count']}/{len(documents)}; CPU {resources['cpu_s']} s; "
             f"peak RSS {resources['peak_rss_mib']} MiB; load {load_before})")
+        if stages is not None:
+            result["stages"] = stages.report()
+            log(f"{name}: stages of the throughput run\n{result['stages']}")
         if not wait["done"]:
             result["note"] = "throughput run timed out; latency runs skipped"
             return result
