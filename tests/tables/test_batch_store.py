@@ -61,11 +61,13 @@ class FakeLog:
         self.pending = []
 
 
-def make_store(tmp_path, log: FakeLog) -> tuple[BatchStore, FakeTable]:
+def make_store(tmp_path, log: FakeLog, **options) -> tuple[BatchStore, FakeTable]:
+    """A store over a fake table; RocksDB gets every flush at once unless ``options`` say
+    otherwise (``write_local_every``, ``unwritten_at_most``)."""
     table = FakeTable(tmp_path)
     app = SimpleNamespace(conf=SimpleNamespace(topic_partitions=4), producer=log,
-                          Table=lambda name, **options: table)
-    return BatchStore(app, "members"), table
+                          Table=lambda name, **table_options: table)
+    return BatchStore(app, "members", **{"write_local_every": 0.0, **options}), table
 
 
 def test_one_changelog_record_per_changed_key_and_state_keys_last(tmp_path):
@@ -266,3 +268,106 @@ def test_on_the_embedded_log_a_flush_lands_in_order_with_its_last_offset(tmp_pat
     assert table.db(2)[OFFSET_KEY] == b"3" and table.db(3)[OFFSET_KEY] == b"1"
     assert table.db(2)[b"m1"] == b"state-1"
     log.close()
+
+
+def test_flushed_values_wait_in_memory_and_reach_rocksdb_together(tmp_path):
+    """The changelog gets every flush; RocksDB gets the flushed values later, all at once,
+    with the changelog offset they reach. Meanwhile reads see them, and an object put live is
+    read back as that object, not decoded again."""
+    def never_decoded(raw: bytes):
+        raise AssertionError("a waiting object was decoded again")
+
+    log = FakeLog()
+    store, table = make_store(tmp_path, log, write_local_every=60.0)
+    table.db(2).put(b"m2", b"old")
+    state = {"balance": 10}
+
+    async def two_flushes_then_the_local_write():
+        store.use_partition(2)
+        store.put_live(b"m1", state, lambda value: repr(value).encode())
+        store[b"m1\0ledger\0" + b"0\0" + b"0"] = b"entry"
+        await store.flush()
+        store.use_partition(2)
+        store.pop(b"m2")
+        await store.flush()
+        store.use_partition(2)  # reads as the next batch of partition 2 makes them
+        assert [key for _, key, _, _ in log.records] == [b"m1\0ledger\0" + b"0\0" + b"0",
+                                                         b"m1", b"m2"]
+        db = table.db(2)
+        assert db.get(b"m1") is None and db[b"m2"] == b"old" and db.get(OFFSET_KEY) is None
+        assert store.get_live(b"m1", never_decoded) is state
+        assert store.get(b"m1") == b"{'balance': 10}" and store.get(b"m2") is None
+        assert dict(store.items()) == {b"m1": b"{'balance': 10}",
+                                       b"m1\0ledger\0" + b"0\0" + b"0": b"entry"}
+        assert store.scan_live(b"m1\0ledger\0", bytes) == {b"m1\0ledger\0" + b"0\0" + b"0":
+                                                           b"entry"}
+        await store.write_local()
+        assert db[b"m1"] == b"{'balance': 10}" and db.get(b"m2") is None
+        assert db[OFFSET_KEY] == b"2"
+        assert store.get_live(b"m1", lambda raw: ("decoded", raw)) == ("decoded",
+                                                                       b"{'balance': 10}")
+
+    asyncio.run(two_flushes_then_the_local_write())
+
+
+def test_rocksdb_gets_the_waiting_values_once_enough_keys_wait(tmp_path):
+    log = FakeLog()
+    store, table = make_store(tmp_path, log, write_local_every=60.0, unwritten_at_most=3)
+
+    async def flushes():
+        for member in (b"m1", b"m2"):
+            store.use_partition(1)
+            store[member] = b"state"
+            await store.flush()
+        assert table.db(1).get(b"m1") is None
+        store.use_partition(1)
+        store[b"m3"] = b"state"
+        await store.flush()
+
+    asyncio.run(flushes())
+    db = table.db(1)
+    assert [db.get(member) for member in (b"m1", b"m2", b"m3")] == [b"state"] * 3
+    assert db[OFFSET_KEY] == b"2"
+
+
+def test_rocksdb_gets_the_waiting_values_when_they_are_due(tmp_path):
+    log = FakeLog()
+    store, table = make_store(tmp_path, log, write_local_every=0.05)
+
+    async def flushes():
+        store.use_partition(0)
+        store[b"m1"] = b"first"
+        await store.flush()
+        assert table.db(0).get(b"m1") is None
+        await asyncio.sleep(0.06)
+        store.use_partition(0)
+        store[b"m2"] = b"second"
+        await store.flush()
+
+    asyncio.run(flushes())
+    assert table.db(0)[b"m1"] == b"first" and table.db(0)[b"m2"] == b"second"
+
+
+def test_a_rebalance_or_a_shutdown_writes_what_waits(tmp_path):
+    """faust closes a given-up partition's database and reads the offset it reached; the
+    waiting values must be in it by then (and at a clean stop, so no recovery replays them)."""
+    from agents.batching import revoke_hooks_of
+
+    shutdown_receivers = []
+    table = FakeTable(tmp_path)
+    app = SimpleNamespace(conf=SimpleNamespace(topic_partitions=4), producer=FakeLog(),
+                          Table=lambda name, **options: table,
+                          on_before_shutdown=SimpleNamespace(connect=shutdown_receivers.append))
+    store = BatchStore(app, "members", write_local_every=60.0)
+
+    async def flush_then(hook):
+        store.use_partition(3)
+        store[b"m3"] = b"state"
+        await store.flush()
+        assert table.db(3).get(b"m3") is None
+        await hook()
+        assert table.db(3)[b"m3"] == b"state"
+        table.db(3).delete(b"m3")
+
+    asyncio.run(flush_then(revoke_hooks_of(app)[0]))
+    asyncio.run(flush_then(lambda: shutdown_receivers[0](app)))
