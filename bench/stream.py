@@ -768,9 +768,6 @@ def run_peer(stream: Stream, root: Path, name: str, events: int, opts) -> dict:
         log(f"{name}: {result['throughput']['events_per_s']:,.0f} events/s "
             f"({status['count']}/{len(documents)}; CPU {resources['cpu_s']} s; "
             f"peak RSS {resources['peak_rss_mib']} MiB; load {load_before})")
-        if stages is not None:
-            result["stages"] = stages.report()
-            log(f"{name}: stages of the throughput run\n{result['stages']}")
         if not wait["done"]:
             result["note"] = "throughput run timed out; latency runs skipped"
             return result
