@@ -16,14 +16,16 @@ RocksDB writes skip its write-ahead log: the changelog is the truth, and the Wri
 the changelog offset it reached, so after a crash the table holds a consistent older point and
 faust's recovery replays the changelog from there (as Kafka Streams does with its stores).
 
-For the same reason the local write need not follow every flush: flushed values wait in memory
-(``_unwritten``, read before RocksDB) and go to RocksDB together, at most
-``write_local_every`` seconds or ``unwritten_at_most`` keys later, and before partitions are
-given up or the worker stops. A waiting value that a batch put as an object is read back as
-that object, not decoded again. Measured (bench/stage_timers.py, open loop at 2,000 events/s
-over HTTP, 2026-12-02): small batches wrote the same busy members to RocksDB and decoded them
-again every few milliseconds — a state read took 29 µs per event (13.5 µs in the large batches
-of a throughput run) and the local writes 21 µs (4.5 µs).
+For the same reason the local write need not follow every flush. A store made with
+``write_local_every`` (the member states: tables/members.py) keeps flushed values in memory
+(``_unwritten``, read before RocksDB) and gives them to RocksDB together, at most that many
+seconds or ``unwritten_at_most`` keys later, and before partitions are given up or the worker
+stops; a waiting value that a batch put as an object is read back as that object, not decoded
+again. Measured (bench/stage_timers.py, open loop at 2,000 events/s over HTTP, 2026-12-02):
+small batches wrote the same busy members to RocksDB and decoded them again every few
+milliseconds — a state read took 29 µs per event (13.5 µs in the large batches of a throughput
+run) and the local writes 21 µs (4.5 µs). Stores of small values (counters, analytics rows,
+answers) gain nothing from it and write at every flush, as by default.
 
 A key lives on the partition of its owner: the bytes before the first NUL (a member id, a
 scenario id), hashed as Kafka's default partitioner does. While a batch is handled the
@@ -59,10 +61,8 @@ class Live(NamedTuple):
 
 _MISSING = object()
 _NOTHING: dict = {}
-#: Seconds a flushed value may wait before the local RocksDB gets it (module docstring).
-WRITE_LOCAL_EVERY = 1.0
-#: Keys that may wait so (values of busy members are about 6 KB, and the objects they were put
-#: as a few times that).
+#: Keys that may wait for RocksDB in a store made with ``write_local_every`` (a busy member's
+#: state is about 6 KB, and the object it was put as a few times that).
 UNWRITTEN_AT_MOST = 8192
 
 
@@ -70,7 +70,7 @@ class BatchStore:
     """Dict-like access (get, set, pop, items) to one table, flushed once per batch."""
 
     def __init__(self, app: faust.App, name: str, *,
-                 write_local_every: float = WRITE_LOCAL_EVERY,
+                 write_local_every: float = 0.0,
                  unwritten_at_most: int = UNWRITTEN_AT_MOST) -> None:
         self.app = app
         # key_type=bytes: the key serializer is raw, so the changelog key and the routing
@@ -236,11 +236,13 @@ class BatchStore:
         sent = {}
         batched = []
         for partition, keys in self._flushing.items():
-            objects = self._flushing_objects[partition] = {}
+            objects = {}
             for key, value in keys.items():
                 if type(value) is Live:
                     keys[key] = value.encode(value.value)
                     objects[key] = value.value
+            if self.write_local_every > 0:
+                self._flushing_objects[partition] = objects
             if not keys:
                 continue
             records = _owners_last(keys)
@@ -260,48 +262,57 @@ class BatchStore:
         return sent
 
     def _write_local(self, sent: dict[int, list]) -> None:
-        """The flushed values join those waiting for RocksDB, with the changelog offset each
-        partition reached; RocksDB gets them all once they are due."""
-        for partition, futures in sent.items():
-            keys = self._flushing[partition]
+        """RocksDB gets the flushed values with the changelog offset each partition reached: at
+        once, or in a store made with ``write_local_every`` once they are due, with every value
+        waiting."""
+        offsets = {partition: max(future.result().offset + count - 1
+                                  for future, count in futures)
+                   for partition, futures in sent.items()}
+        flushing, self._flushing = self._flushing, {}
+        put_live, self._flushing_objects = self._flushing_objects, {}
+        if self.write_local_every <= 0:
+            for partition, offset in offsets.items():
+                self._write_partition(partition, flushing[partition], offset)
+            return
+        for partition, offset in offsets.items():
+            keys = flushing[partition]
             waiting = self._unwritten.setdefault(partition, {})
             objects = self._unwritten_objects.setdefault(partition, {})
             before = len(waiting)
             waiting.update(keys)
             self._unwritten_keys += len(waiting) - before
-            put_live = self._flushing_objects.get(partition, _NOTHING)
+            live = put_live.get(partition, _NOTHING)
             for key in keys:
-                value = put_live.get(key, _MISSING)
+                value = live.get(key, _MISSING)
                 if value is _MISSING:
                     objects.pop(key, None)
                 else:
                     objects[key] = value
-            self._unwritten_offsets[partition] = max(
-                future.result().offset + count - 1 for future, count in futures)
-        self._flushing = {}
-        self._flushing_objects = {}
+            self._unwritten_offsets[partition] = offset
         if (self._unwritten_keys >= self.unwritten_at_most
                 or monotonic() - self._written_at >= self.write_local_every):
             self._write_unwritten()
 
     def _write_unwritten(self) -> None:
-        """One RocksDB WriteBatch per partition: every waiting value, and the changelog
-        offset they reach."""
-        offset_key = self.table.data.offset_key
         for partition, keys in self._unwritten.items():
-            batch = WriteBatch(raw_mode=True)
-            for key, value in keys.items():
-                if value is None:
-                    batch.delete(key)
-                else:
-                    batch.put(key, value)
-            batch.put(offset_key, str(self._unwritten_offsets[partition]).encode())
-            self._db(partition).write(batch, self._write_options)
+            self._write_partition(partition, keys, self._unwritten_offsets[partition])
         self._unwritten = {}
         self._unwritten_objects = {}
         self._unwritten_offsets = {}
         self._unwritten_keys = 0
         self._written_at = monotonic()
+
+    def _write_partition(self, partition: int, keys: dict[bytes, Optional[bytes]],
+                         offset: int) -> None:
+        """One RocksDB WriteBatch: the values, and the changelog offset they reach."""
+        batch = WriteBatch(raw_mode=True)
+        for key, value in keys.items():
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        batch.put(self.table.data.offset_key, str(offset).encode())
+        self._db(partition).write(batch, self._write_options)
 
     async def write_local(self) -> None:
         """Give RocksDB every flushed value now (before partitions are given up: faust closes

@@ -23,6 +23,11 @@ from tables.batch_store import BatchStore
 from tables.paged_lists import PagedLists
 
 
+#: Seconds a flushed member state may wait in memory before the local RocksDB gets it
+#: (tables/batch_store.py): a busy member's state is then written once a second, not at every
+#: small batch, and read back without being decoded.
+WRITE_LOCAL_EVERY = 1.0
+
 #: A member record: the list lengths its state accounts for, then the state's own bytes.
 _COUNTS = struct.Struct(">III")
 
@@ -47,7 +52,7 @@ def decode_stored(raw: bytes) -> Stored:
 
 class MemberStore:
     def __init__(self, app: faust.App) -> None:
-        self.store = BatchStore(app, "members")
+        self.store = BatchStore(app, "members", write_local_every=WRITE_LOCAL_EVERY)
         #: the faust table underneath (routing of queries to the worker owning a key)
         self.table = self.store.table
         self.ledger = PagedLists(self.store, "ledger")
