@@ -92,17 +92,15 @@ class BatchStore:
         self._unwritten_objects: dict[int, dict[bytes, Any]] = {}
         #: partition -> the changelog offset the waiting values reach
         self._unwritten_offsets: dict[int, int] = {}
-        self._unwritten_keys = 0
         self._written_at = monotonic()
         self.write_local_every = write_local_every
         self.unwritten_at_most = unwritten_at_most
         self._flush_lock = asyncio.Lock()
         self._write_options = WriteOptions()
         self._write_options.disable_wal = True
-        revoke_hooks_of(app).append(self.write_local)
-        stopping = getattr(app, "on_before_shutdown", None)
-        if stopping is not None:
-            stopping.connect(self._write_local_at_shutdown)
+        if write_local_every > 0:
+            revoke_hooks_of(app).append(self.write_local)
+            app.on_before_shutdown.connect(self._write_local_at_shutdown)
 
     # -- partition of a key ------------------------------------------------------------------
 
@@ -235,14 +233,14 @@ class BatchStore:
         send_records = getattr(producer, "send_records", None)  # Kafka
         sent = {}
         batched = []
+        waits = self.write_local_every > 0
         for partition, keys in self._flushing.items():
-            objects = {}
+            objects = self._flushing_objects[partition] = {}
             for key, value in keys.items():
                 if type(value) is Live:
                     keys[key] = value.encode(value.value)
-                    objects[key] = value.value
-            if self.write_local_every > 0:
-                self._flushing_objects[partition] = objects
+                    if waits:  # read back from the waiting values without decoding
+                        objects[key] = value.value
             if not keys:
                 continue
             records = _owners_last(keys)
@@ -278,9 +276,7 @@ class BatchStore:
             keys = flushing[partition]
             waiting = self._unwritten.setdefault(partition, {})
             objects = self._unwritten_objects.setdefault(partition, {})
-            before = len(waiting)
             waiting.update(keys)
-            self._unwritten_keys += len(waiting) - before
             live = put_live.get(partition, _NOTHING)
             for key in keys:
                 value = live.get(key, _MISSING)
@@ -289,7 +285,7 @@ class BatchStore:
                 else:
                     objects[key] = value
             self._unwritten_offsets[partition] = offset
-        if (self._unwritten_keys >= self.unwritten_at_most
+        if (sum(map(len, self._unwritten.values())) >= self.unwritten_at_most
                 or monotonic() - self._written_at >= self.write_local_every):
             self._write_unwritten()
 
@@ -299,7 +295,6 @@ class BatchStore:
         self._unwritten = {}
         self._unwritten_objects = {}
         self._unwritten_offsets = {}
-        self._unwritten_keys = 0
         self._written_at = monotonic()
 
     def _write_partition(self, partition: int, keys: dict[bytes, Optional[bytes]],

@@ -61,13 +61,28 @@ class FakeLog:
         self.pending = []
 
 
+class FakeSignal:
+    """faust's ``app.on_before_shutdown``: receivers connected, then sent the app."""
+
+    def __init__(self) -> None:
+        self.receivers: list = []
+
+    def connect(self, receiver) -> None:
+        self.receivers.append(receiver)
+
+
+def fake_app(table: FakeTable, producer) -> SimpleNamespace:
+    """What BatchStore uses of a faust app."""
+    return SimpleNamespace(conf=SimpleNamespace(topic_partitions=4), producer=producer,
+                           Table=lambda name, **options: table,
+                           on_before_shutdown=FakeSignal())
+
+
 def make_store(tmp_path, log: FakeLog, **options) -> tuple[BatchStore, FakeTable]:
     """A store over a fake table; RocksDB gets every flush at once unless ``options`` say
     otherwise (``write_local_every``, ``unwritten_at_most``)."""
     table = FakeTable(tmp_path)
-    app = SimpleNamespace(conf=SimpleNamespace(topic_partitions=4), producer=log,
-                          Table=lambda name, **table_options: table)
-    return BatchStore(app, "members", **{"write_local_every": 0.0, **options}), table
+    return BatchStore(fake_app(table, log), "members", **options), table
 
 
 def test_one_changelog_record_per_changed_key_and_state_keys_last(tmp_path):
@@ -353,11 +368,8 @@ def test_a_rebalance_or_a_shutdown_writes_what_waits(tmp_path):
     waiting values must be in it by then (and at a clean stop, so no recovery replays them)."""
     from agents.batching import revoke_hooks_of
 
-    shutdown_receivers = []
     table = FakeTable(tmp_path)
-    app = SimpleNamespace(conf=SimpleNamespace(topic_partitions=4), producer=FakeLog(),
-                          Table=lambda name, **options: table,
-                          on_before_shutdown=SimpleNamespace(connect=shutdown_receivers.append))
+    app = fake_app(table, FakeLog())
     store = BatchStore(app, "members", write_local_every=60.0)
 
     async def flush_then(hook):
@@ -370,4 +382,4 @@ def test_a_rebalance_or_a_shutdown_writes_what_waits(tmp_path):
         table.db(3).delete(b"m3")
 
     asyncio.run(flush_then(revoke_hooks_of(app)[0]))
-    asyncio.run(flush_then(lambda: shutdown_receivers[0](app)))
+    asyncio.run(flush_then(lambda: app.on_before_shutdown.receivers[0](app)))

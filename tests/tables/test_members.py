@@ -3,19 +3,14 @@ cut short are overwritten when their events are applied again."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from engine.state import MemberState
 from tables import members
 from tables.members import MemberStore
-from tests.tables.test_batch_store import FakeLog, FakeTable
+from tests.tables.test_batch_store import FakeLog, FakeTable, fake_app
 
 
 def member_store(tmp_path) -> MemberStore:
-    table = FakeTable(tmp_path)
-    app = SimpleNamespace(conf=SimpleNamespace(topic_partitions=4), producer=FakeLog(),
-                          Table=lambda name, **options: table)
-    store = MemberStore(app)
+    store = MemberStore(fake_app(FakeTable(tmp_path), FakeLog()))
     store.store.use_partition(0)
     return store
 
