@@ -14,10 +14,12 @@ from pathlib import Path
 # -- processes ----------------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (Linux /proc), 0.0 when unavailable."""
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """utime + stime of a process, or of its thread ``tid`` (Linux /proc), 0.0 when
+    unavailable."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(path).read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return 0.0

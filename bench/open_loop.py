@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from bench import stage_timers
-from bench.measure import ProcessWatch, histogram_percentiles
+from bench.measure import ProcessWatch, cpu_seconds, histogram_percentiles
 from bench.stream import Cluster, Stream, WebhookSink, joins_needed
 from bench.workload import program_collections
 from tests.support import LoyaltyClient
@@ -38,15 +38,13 @@ from tests.support import LoyaltyClient
 def thread_cpu(pid: int) -> dict[str, float]:
     """CPU seconds per thread name (the event loop is ``python``, RocksDB's are
     ``rocksdb:...``)."""
-    ticks = os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
             name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
-            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+        out[name] = out.get(name, 0.0) + cpu_seconds(pid, int(tid))
     return out
 
 
@@ -103,8 +101,8 @@ def main() -> None:
                    if seconds - threads_before.get(name, 0.0) > 0.05}
         after = cluster.scrape()
         if stage_file:
-            time.sleep(1.0)  # the timers' next write covers the whole run
-            print(stage_timers.report(stages_before, stage_timers.read(stage_file)))
+            print(stage_timers.report(stages_before, stage_timers.read_after_next_write(
+                stage_file)))
         print({"mode": opts.mode, "rate": opts.rate, "seconds": opts.seconds, "warm": opts.warm,
                "tick": opts.tick, "achieved_rate": sending["achieved_rate"],
                "caught_up": wait["done"],

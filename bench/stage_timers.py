@@ -32,6 +32,8 @@ from typing import Any, Callable
 
 import orjson
 
+from bench.measure import cpu_seconds
+
 #: ``(label, module, attribute, depth)``: the attribute (``Class.method`` or a module global,
 #: which is how ``agents.member_agent`` calls the engine) is wrapped in place. Depth 0 stages
 #: are disjoint; a deeper stage runs inside the nearest shallower one above it.
@@ -65,6 +67,8 @@ STAGES: tuple[tuple[str, str, str, int], ...] = (
 
 #: The stage whose calls count the events (the denominator of "µs per event").
 EVENT_STAGE = "member agent, per event"
+#: Seconds between two writes of the totals.
+WRITE_EVERY = 0.5
 
 
 def _wrap(function: Callable, account: list) -> Callable:
@@ -89,7 +93,7 @@ def _wrap(function: Callable, account: list) -> Callable:
     return timed
 
 
-def install(path: Path, interval: float = 0.5) -> dict[str, list]:
+def install(path: Path, interval: float = WRITE_EVERY) -> dict[str, list]:
     """Wrap every stage and write the totals to ``path`` every ``interval`` seconds and at
     exit; returns the live totals (label -> [calls, seconds])."""
     totals: dict[str, list] = {}
@@ -100,10 +104,10 @@ def install(path: Path, interval: float = 0.5) -> dict[str, list]:
             owner = getattr(owner, part)
         account = totals[label] = [0, 0.0]
         setattr(owner, name, _wrap(getattr(owner, name), account))
-    loop_tid = threading.get_native_id()
+    pid, loop_tid = os.getpid(), threading.get_native_id()
 
     def dump() -> None:
-        document = {"time": time.time(), "loop_cpu_s": _thread_cpu(loop_tid),
+        document = {"time": time.time(), "loop_cpu_s": cpu_seconds(pid, loop_tid),
                     "stages": totals}
         temporary = path.with_suffix(".tmp")
         temporary.write_bytes(orjson.dumps(document))
@@ -119,13 +123,15 @@ def install(path: Path, interval: float = 0.5) -> dict[str, list]:
     return totals
 
 
-def _thread_cpu(tid: int) -> float:
-    fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def read(path: Path) -> dict:
     return orjson.loads(path.read_bytes())
+
+
+def read_after_next_write(path: Path) -> dict:
+    """The totals once the worker has written them again: they then cover what it has just
+    done."""
+    time.sleep(2 * WRITE_EVERY)
+    return read(path)
 
 
 def report(before: dict, after: dict) -> str:

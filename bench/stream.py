@@ -653,10 +653,9 @@ class StageWatch:
     def report(self) -> str:
         self._stop.set()
         self._thread.join()
-        time.sleep(1.0)  # the timers' next write covers the whole run
         if self.start is None:
             return "stage timers: no totals written before the first event"
-        return stage_timers.report(self.start, stage_timers.read(self.path))
+        return stage_timers.report(self.start, stage_timers.read_after_next_write(self.path))
 
 
 # -- peers ---------------------------------------------------------------------------------------
