@@ -23,6 +23,7 @@ import argparse
 import datetime as dt
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,6 +53,16 @@ def _parser() -> argparse.ArgumentParser:
                         "and overstated the peak the latency runs take halves of; quick 10)")
     p.add_argument("--calibration-joins", type=int, default=1500,
                    help="warm-up joins fed first to measure the pace (sizes the measured part)")
+    p.add_argument("--minimal-events", type=int,
+                   help="events of the minimal-workload runs: Tillstream's minimal pipeline, "
+                        "quix and raw (default 600000, the loyalty stream's minimal form "
+                        "repeated under new ids; quick 20000)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="rounds of every throughput run (default 1). With more, the engines "
+                        "run in turn round after round, the latency runs only in the last "
+                        "round, at fractions of the median peak, and the table gives each "
+                        "engine's median events/s and the targets' ratios as the median of "
+                        "each round's (this machine is shared: one run moves by 20%%)")
     p.add_argument("--faust-events", type=int,
                    help="events for the naive faust peer (default 15000; quick 2000)")
     p.add_argument("--seed", type=int, default=7)
@@ -79,7 +90,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _defaults(args) -> None:
     quick = args.quick
-    for name, full, small in (("events", 60_000, 4_000), ("faust_events", 15_000, 2_000),
+    for name, full, small in (("events", 60_000, 4_000), ("minimal_events", 600_000, 20_000),
+                              ("faust_events", 15_000, 2_000),
                               ("target_seconds", 120.0, 10.0),
                               ("latency_duration", 20.0, 4.0),
                               ("recovery_members", 1_000_000, 20_000),
@@ -88,6 +100,8 @@ def _defaults(args) -> None:
         if getattr(args, name) is None:
             setattr(args, name, small if quick else full)
     args.fractions = tuple(float(f) for f in args.fractions.split(","))
+    if args.repeat < 1:
+        sys.exit("--repeat must be at least 1")
 
 
 def run_engine_apply(args) -> dict:
@@ -140,10 +154,13 @@ def table(results: dict) -> str:
         verified = "error: " + r["error"][:80] if r.get("error") else (
             ("exact" if ver.get("exact") else "MISMATCH") if ver else "–")
         workers = r.get("workers") or 1
-        rate = thr.get("events_per_s")
+        rate = headline_rate(r)
+        runs = thr.get("rounds_events_per_s") or []
+        spread = (f" (median of {len(runs)}: {_fmt(min(runs))}–{_fmt(max(runs))})"
+                  if len(runs) > 1 else "")
         lines.append(
             f"| {r['engine']} | {r.get('pipeline')} ({_fmt(thr.get('events'))} ev) "
-            f"| {_fmt(rate)}{'' if thr.get('completed', True) else ' (timed out)'} "
+            f"| {_fmt(rate)}{spread}{'' if thr.get('completed', True) else ' (timed out)'} "
             f"| {_fmt(rate / workers if rate else None)} | {_fmt(thr.get('cpu_s'), 1)} "
             f"| {_fmt(thr.get('peak_rss_mib'))} | "
             + " | ".join(_lat(lat.get(f)) for f in fractions) + f" | {verified} |")
@@ -171,28 +188,88 @@ def table(results: dict) -> str:
                     f"{h.get('p999_ms')} ms, {h.get('errors')} errors (after 5 s of the same "
                     f"load right after ready: p99 {(r.get('http_first_5s') or {}).get('p99_ms')}"
                     f" ms)")
-    by = {r["engine"]: r for r in results["engines"]}
+    checks = []
+    rounds = [{r["engine"]: r for r in engines}
+              for engines in [*results.get("earlier_rounds", []), results["engines"]]]
+    by = rounds[-1]
 
     def rate(name: str):
-        return ((by.get(name) or {}).get("throughput") or {}).get("events_per_s")
-    checks = []
+        return headline_rate(by.get(name) or {})
+
+    def per_round(ratio) -> list[float]:
+        return [value for value in map(ratio, rounds) if value]
+
+    def ratio_text(values: list[float]) -> str:
+        if len(values) < 2:
+            return f"{values[0]:.2f}x"
+        return (f"{statistics.median(values):.2f}x (median of {len(values)} rounds: "
+                + ", ".join(f"{v:.2f}" for v in values) + ")")
+
     for label, value, target in (
             ("embedded, loyalty, per worker", rate("tillstream-embedded"), ">= 20,000"),
             ("tansu, loyalty, per worker", rate("tillstream-kafka-1w"), ">= 15,000")):
         checks.append(f"{label}: {_fmt(value)} ev/s (target {target})")
-    two, one = rate("tillstream-kafka-2w"), rate("tillstream-kafka-1w")
-    if two and one:
-        checks.append(f"2 workers / 1 worker on tansu: {two / one:.2f}x (target >= 1.6x)")
-    minimal = max(filter(None, (rate("tillstream-embedded-minimal"),
-                                rate("tillstream-kafka-1w-minimal"))), default=None)
+    two_by_one = per_round(lambda r: _ratio(r, "tillstream-kafka-2w", "tillstream-kafka-1w"))
+    if two_by_one:
+        checks.append(f"2 workers / 1 worker on tansu: {ratio_text(two_by_one)} "
+                      "(target >= 1.6x)")
     for peer, target in (("quix", "2x"), ("faust-naive", "30x")):
-        if minimal and rate(peer):
-            checks.append(f"Tillstream minimal / {peer}: {minimal / rate(peer):.2f}x "
+        values = per_round(lambda r, p=peer: _ratio(r, MINIMAL, p))
+        if values:
+            checks.append(f"Tillstream minimal / {peer}: {ratio_text(values)} "
                           f"(target >= {target})")
     if checks:
         lines.append("")
         lines.extend(f"- {c}" for c in checks)
     return "\n".join(lines)
+
+
+#: Tillstream's minimal pipeline, whichever mode ran faster, against the peers.
+MINIMAL = ("tillstream-embedded-minimal", "tillstream-kafka-1w-minimal")
+
+
+def _rate(result: dict | None) -> float | None:
+    return ((result or {}).get("throughput") or {}).get("events_per_s")
+
+
+def headline_rate(result: dict) -> float | None:
+    """An engine's events/s: the median over the rounds with ``--repeat``, else its run's."""
+    thr = result.get("throughput") or {}
+    return thr.get("median_events_per_s") or thr.get("events_per_s")
+
+
+def _ratio(round_results: dict, numerator, denominator: str) -> float | None:
+    """One round's ratio of two engines' events/s (the best of a tuple of numerators)."""
+    names = numerator if isinstance(numerator, tuple) else (numerator,)
+    top = max(filter(None, (_rate(round_results.get(n)) for n in names)), default=None)
+    bottom = _rate(round_results.get(denominator))
+    return top / bottom if top and bottom else None
+
+
+def merge_rounds(results: dict) -> None:
+    """Give each engine of the last round its events/s of every round and their median."""
+    earlier = results.get("earlier_rounds", [])
+    for result in results["engines"]:
+        thr = result.get("throughput")
+        if not thr:
+            continue
+        runs = [_rate(r) for engines in earlier for r in engines
+                if r["engine"] == result["engine"]]
+        runs = [r for r in runs if r] + [thr["events_per_s"]]
+        thr["rounds_events_per_s"] = runs
+        thr["median_events_per_s"] = statistics.median(runs)
+
+
+def _round_summary(result: dict) -> dict:
+    """What an earlier round keeps of a run (the last round keeps everything)."""
+    keep = ("engine", "mode", "workers", "pipeline", "error", "note")
+    thr = result.get("throughput") or {}
+    ver = result.get("verification") or {}
+    return {**{k: result[k] for k in keep if k in result},
+            "throughput": {k: thr.get(k) for k in ("events", "completed", "events_per_s",
+                                                   "processing_s", "cpu_s", "peak_rss_mib",
+                                                   "loadavg_1m")},
+            **({"verification": {"exact": ver.get("exact")}} if ver else {})}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,29 +301,48 @@ def main(argv: list[str] | None = None) -> int:
         stream = None
         if needs_stream:
             st.log(f"generating {args.events:,} events (seed {args.seed}) ...")
-            stream = st.Stream(args.events, args.seed, args.partitions)
+            stream = st.Stream(args.events, args.seed, args.partitions,
+                               minimal_events=args.minimal_events)
             results["workload"] = stream.describe()
             st.log(f"workload: {results['workload']}")
-        plan = [("tillstream-embedded", lambda: st.run_tillstream(
-                    stream, root, "embedded", 1, "loyalty", args)),
-                ("tillstream-kafka", lambda: st.run_tillstream(
-                    stream, root, "kafka", 1, "loyalty", args)),
-                ("tillstream-kafka-2w", lambda: st.run_tillstream(
-                    stream, root, "kafka", 2, "loyalty", _no_latency(args))),
-                ("tillstream-minimal", lambda: st.run_tillstream(
-                    stream, root, "embedded", 1, "minimal", args)),
-                ("tillstream-minimal", lambda: st.run_tillstream(
-                    stream, root, "kafka", 1, "minimal", args))]
+        plan = [("tillstream-embedded", lambda o, r: st.run_tillstream(
+                    stream, r, "embedded", 1, "loyalty", o)),
+                ("tillstream-kafka", lambda o, r: st.run_tillstream(
+                    stream, r, "kafka", 1, "loyalty", o)),
+                ("tillstream-kafka-2w", lambda o, r: st.run_tillstream(
+                    stream, r, "kafka", 2, "loyalty", _no_latency(o))),
+                ("tillstream-minimal", lambda o, r: st.run_tillstream(
+                    stream, r, "embedded", 1, "minimal", o)),
+                ("tillstream-minimal", lambda o, r: st.run_tillstream(
+                    stream, r, "kafka", 1, "minimal", o))]
         for peer in ("faust-naive", "quix", "raw"):
-            events = min(args.faust_events, args.events) if peer == "faust-naive" \
-                else args.events
-            plan.append((peer, lambda p=peer, n=events: st.run_peer(
-                stream, root, PEER_NAMES[p], n, args)))
-        for name, run in plan:
-            if name in only:
-                st.log(f"== {name}")
-                results["engines"].append(run())
-                save()
+            events = min(args.faust_events, args.minimal_events) if peer == "faust-naive" \
+                else args.minimal_events
+            plan.append((peer, lambda o, r, p=peer, n=events: st.run_peer(
+                stream, r, PEER_NAMES[p], n, o)))
+        results["earlier_rounds"] = []
+        prior_peaks: dict[str, list[float]] = {}
+        for round_no in range(1, args.repeat + 1):
+            last = round_no == args.repeat
+            opts = argparse.Namespace(**vars(args), prior_peaks=prior_peaks)
+            if not last:
+                opts.latency_duration = 0
+            round_root = root / f"round-{round_no}"
+            engines = results["engines"] if last else []
+            for name, run in plan:
+                if name in only:
+                    st.log(f"== {name}" + (f" (round {round_no} of {args.repeat})"
+                                           if args.repeat > 1 else ""))
+                    engines.append(run(opts, round_root))
+                    save()
+            if not last:
+                results["earlier_rounds"].append([_round_summary(r) for r in engines])
+                for r in engines:
+                    if _rate(r):
+                        prior_peaks.setdefault(r["engine"], []).append(_rate(r))
+                if not args.keep:
+                    shutil.rmtree(round_root, ignore_errors=True)
+        merge_rounds(results)
         if "recovery" in only:
             st.log(f"== recovery of {args.recovery_members:,} members")
             rec = st.run_recovery(root, args.recovery_members, args.partitions, args)
@@ -264,8 +360,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"data kept in {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
-    failed = [r["engine"] for r in results["engines"]
-              if r.get("error") or (r.get("verification") and not r["verification"]["exact"])]
+    failed = sorted({r["engine"] for engines in [*results.get("earlier_rounds", []),
+                                                  results["engines"]] for r in engines
+                     if r.get("error") or (r.get("verification")
+                                           and not r["verification"]["exact"])})
     if failed:
         print(f"failed or not verified: {', '.join(failed)}", flush=True)
     return 1 if failed else 0
