@@ -24,6 +24,8 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -60,6 +62,9 @@ def main() -> None:
     parser.add_argument("--stages", action="store_true",
                         help="embedded: time the worker's stages (bench/stage_timers.py) and "
                              "print where its time went during the run, per event")
+    parser.add_argument("--py-spy", metavar="FILE",
+                        help="record the worker with py-spy during the run (--native, 100 Hz, "
+                             "collapsed stacks, as py-spy's 'raw' format writes them) into FILE")
     parser.add_argument("--watch-broker", action="store_true",
                         help="kafka: a plain consumer times the broker's own delivery of the "
                              "events meanwhile (it adds its fetches to the broker's load)")
@@ -92,9 +97,16 @@ def main() -> None:
         pid = cluster.pids[0]
         threads_before = thread_cpu(pid)
         watch = ProcessWatch(cluster.pids)
+        spy = None if not opts.py_spy else subprocess.Popen(
+            [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid),
+             "--native", "--format", "raw", "--rate", "100",
+             "--duration", str(max(1, round(opts.seconds))), "--output", opts.py_spy],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         sending = cluster.open_loop(docs, opts.rate, tick=opts.tick,
                                     watch_broker=opts.watch_broker)
         wait = cluster.wait_events(before["events"] + len(docs), opts.seconds + 120)
+        if spy is not None:
+            spy.wait(60)
         resources = watch.stop()
         threads = {name: round(seconds - threads_before.get(name, 0.0), 2)
                    for name, seconds in thread_cpu(pid).items()

@@ -9,6 +9,11 @@ Why timers and not only py-spy: a sampling profile gives shares of the samples, 
 microseconds per event, and it cannot see inside the compiled engine; a timer per stage gives
 both, and two runs (a different rate, another request size) can be set side by side.
 
+Latency is made of the long turns: besides the totals, every stage counts its calls of
+:data:`SLOW` or more and its slowest, and every turn of the event loop (one callback, such as
+a task's step from one await to the next) that takes :data:`SLOW` or more is counted under
+the coroutine it ran, so a run's p99 can be set against what held the loop.
+
 Every stage is timed with ``perf_counter`` around a call that does not give the event loop
 away — in embedded mode none of the wrapped coroutines suspend — so a stage's time is CPU time
 of the loop thread (unless the machine preempts it). Stages nest: an indented stage runs
@@ -20,6 +25,7 @@ microsecond per call, so a worker runs a few percent slower with them.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import importlib
 import inspect
@@ -69,6 +75,23 @@ STAGES: tuple[tuple[str, str, str, int], ...] = (
 EVENT_STAGE = "member agent, per event"
 #: Seconds between two writes of the totals.
 WRITE_EVERY = 0.5
+#: A call or a turn of the event loop this long (seconds) or longer is counted as slow.
+SLOW = 0.010
+
+
+#: Slow calls kept per stage (the oldest go first): enough for any run this measures.
+SLOW_KEPT = 20_000
+
+
+def _add(account: list, spent: float) -> None:
+    """``account``: [calls, seconds, slow calls as (wall-clock time, seconds)]."""
+    account[0] += 1
+    account[1] += spent
+    if spent >= SLOW:
+        slow = account[2]
+        slow.append((time.time(), spent))
+        if len(slow) > SLOW_KEPT:
+            del slow[:len(slow) - SLOW_KEPT]
 
 
 def _wrap(function: Callable, account: list) -> Callable:
@@ -79,8 +102,7 @@ def _wrap(function: Callable, account: list) -> Callable:
             try:
                 return await function(*args, **kwargs)
             finally:
-                account[0] += 1
-                account[1] += clock() - began
+                _add(account, clock() - began)
         return timed_coroutine
 
     def timed(*args: Any, **kwargs: Any) -> Any:
@@ -88,9 +110,39 @@ def _wrap(function: Callable, account: list) -> Callable:
         try:
             return function(*args, **kwargs)
         finally:
-            account[0] += 1
-            account[1] += clock() - began
+            _add(account, clock() - began)
     return timed
+
+
+def _callback_name(callback: Any) -> str:
+    """What a loop callback runs: a task's coroutine, else the function."""
+    task = getattr(callback, "__self__", None)
+    get_coro = getattr(task, "get_coro", None)
+    if get_coro is not None:
+        coro = get_coro()
+        return getattr(coro, "__qualname__", type(coro).__name__)
+    return getattr(callback, "__qualname__", type(callback).__name__)
+
+
+def _time_loop_turns(slow_turns: dict[str, list]) -> None:
+    """Count every turn of the event loop of :data:`SLOW` or more under what it ran."""
+    original = asyncio.events.Handle._run
+    clock = time.perf_counter
+
+    def _run(handle: asyncio.events.Handle) -> None:
+        began = clock()
+        try:
+            original(handle)
+        finally:
+            spent = clock() - began
+            if spent >= SLOW:
+                name = _callback_name(handle._callback)
+                account = slow_turns.get(name)
+                if account is None:
+                    account = slow_turns[name] = [0, 0.0, []]
+                _add(account, spent)
+
+    asyncio.events.Handle._run = _run  # type: ignore[method-assign]
 
 
 def install(path: Path, interval: float = WRITE_EVERY) -> dict[str, list]:
@@ -102,13 +154,15 @@ def install(path: Path, interval: float = WRITE_EVERY) -> dict[str, list]:
         *outer, name = attribute.split(".")
         for part in outer:
             owner = getattr(owner, part)
-        account = totals[label] = [0, 0.0]
+        account = totals[label] = [0, 0.0, []]
         setattr(owner, name, _wrap(getattr(owner, name), account))
+    slow_turns: dict[str, list] = {}
+    _time_loop_turns(slow_turns)
     pid, loop_tid = os.getpid(), threading.get_native_id()
 
     def dump() -> None:
         document = {"time": time.time(), "loop_cpu_s": cpu_seconds(pid, loop_tid),
-                    "stages": totals}
+                    "stages": totals, "slow_turns": dict(slow_turns)}
         temporary = path.with_suffix(".tmp")
         temporary.write_bytes(orjson.dumps(document))
         temporary.replace(path)
@@ -134,30 +188,51 @@ def read_after_next_write(path: Path) -> dict:
     return read(path)
 
 
-def report(before: dict, after: dict) -> str:
-    """The stages between two dumps: µs per event and share of the loop thread's CPU."""
-    def delta(label: str) -> tuple[int, float]:
-        calls0, seconds0 = before["stages"].get(label, (0, 0.0))
-        calls1, seconds1 = after["stages"][label]
-        return calls1 - calls0, seconds1 - seconds0
+def _delta(before: list | None, after: list, since: float
+           ) -> tuple[int, float, int, float, float]:
+    """Calls and seconds between two dumps; the slow calls made after ``since`` (the earlier
+    dump's time): how many, their seconds, the slowest."""
+    calls0, seconds0 = (before or (0, 0.0))[:2]
+    slow = [spent for at, spent in after[2] if at > since]
+    return (after[0] - calls0, after[1] - seconds0, len(slow), sum(slow),
+            max(slow, default=0.0))
 
-    events = delta(EVENT_STAGE)[0]
+
+def report(before: dict, after: dict) -> str:
+    """The stages between two dumps: µs per event, share of the loop thread's CPU, calls of
+    :data:`SLOW` or more; then the loop's slow turns by what they ran."""
+    stages0, since = before["stages"], before["time"]
+    events = _delta(stages0.get(EVENT_STAGE), after["stages"][EVENT_STAGE], since)[0]
     loop_cpu = after["loop_cpu_s"] - before["loop_cpu_s"]
+    slow_ms = f"≥{SLOW * 1000:.0f} ms"
     lines = [f"{events:,} events through the member agent; event-loop thread CPU {loop_cpu:.2f} s"
              f" = {loop_cpu / max(events, 1) * 1e6:.0f} µs per event",
-             f"{'stage':<46} {'calls':>9} {'µs/call':>8} {'µs/event':>9} {'% loop':>7}"]
+             f"{'stage':<46} {'calls':>9} {'µs/call':>8} {'µs/event':>9} {'% loop':>7} "
+             f"{slow_ms:>7} {'max ms':>7}"]
     top = 0.0
     for label, _, _, depth in STAGES:
-        calls, seconds = delta(label)
+        calls, seconds, slow, _, slowest = _delta(stages0.get(label), after["stages"][label],
+                                                  since)
         if depth == 0:
             top += seconds
         lines.append(f"{'  ' * depth + label:<46} {calls:>9,} "
                      f"{seconds / max(calls, 1) * 1e6:>8.1f} "
                      f"{seconds / max(events, 1) * 1e6:>9.1f} "
-                     f"{seconds / max(loop_cpu, 1e-9) * 100:>6.1f}%")
+                     f"{seconds / max(loop_cpu, 1e-9) * 100:>6.1f}% {slow:>7,} "
+                     f"{slowest * 1000:>7.1f}")
     rest = loop_cpu - top
     lines.append(f"{'unattributed (faust, asyncio, HTTP, webhooks)':<46} {'':>9} {'':>8} "
                  f"{rest / max(events, 1) * 1e6:>9.1f} {rest / max(loop_cpu, 1e-9) * 100:>6.1f}%")
+    turns0 = before.get("slow_turns", {})
+    turns = sorted(((name, _delta(turns0.get(name), account, since))
+                    for name, account in after.get("slow_turns", {}).items()),
+                   key=lambda item: -item[1][3])
+    turns = [(name, figures) for name, figures in turns if figures[2]]
+    if turns:
+        lines.append(f"event-loop turns of {slow_ms}, by what they ran "
+                     f"(turns, seconds, slowest ms):")
+        lines.extend(f"  {name:<60} {figures[2]:>7,} {figures[3]:>8.2f} {figures[4] * 1000:>8.1f}"
+                     for name, figures in turns[:12])
     return "\n".join(lines)
 
 

@@ -18,10 +18,12 @@ faust's recovery replays the changelog from there (as Kafka Streams does with it
 
 For the same reason the local write need not follow every flush. A store made with
 ``write_local_every`` (the member states: tables/members.py) keeps flushed values in memory
-(``_unwritten``, read before RocksDB) and gives them to RocksDB together, at most that many
-seconds or ``unwritten_at_most`` keys later, and before partitions are given up or the worker
-stops; a waiting value that a batch put as an object is read back as that object, not decoded
-again. Measured (bench/stage_timers.py, open loop at 2,000 events/s over HTTP, 2026-12-02):
+(``_unwritten``, read before RocksDB) and gives a partition's to RocksDB together, at most
+that many seconds or ``unwritten_at_most`` keys later, and every partition's before partitions
+are given up or the worker stops; a waiting value that a batch put as an object is read back
+as that object, not decoded again. A flush writes at most one partition's waiting values (the
+one waiting longest): written all at once, a second's worth held the event loop up to 24 ms
+once a second at 2,000 events/s, about the p99 the latency target allows. Measured (bench/stage_timers.py, open loop at 2,000 events/s over HTTP, 2026-12-02):
 small batches wrote the same busy members to RocksDB and decoded them again every few
 milliseconds — a state read took 29 µs per event (13.5 µs in the large batches of a throughput
 run) and the local writes 21 µs (4.5 µs). Stores of small values (counters, analytics rows,
@@ -92,7 +94,8 @@ class BatchStore:
         self._unwritten_objects: dict[int, dict[bytes, Any]] = {}
         #: partition -> the changelog offset the waiting values reach
         self._unwritten_offsets: dict[int, int] = {}
-        self._written_at = monotonic()
+        #: partition -> since when (monotonic) its values wait, in that order
+        self._waiting_since: dict[int, float] = {}
         self.write_local_every = write_local_every
         self.unwritten_at_most = unwritten_at_most
         self._flush_lock = asyncio.Lock()
@@ -272,7 +275,10 @@ class BatchStore:
             for partition, offset in offsets.items():
                 self._write_partition(partition, flushing[partition], offset)
             return
+        now = monotonic()
         for partition, offset in offsets.items():
+            if partition not in self._waiting_since:
+                self._waiting_since[partition] = now
             keys = flushing[partition]
             waiting = self._unwritten.setdefault(partition, {})
             objects = self._unwritten_objects.setdefault(partition, {})
@@ -285,17 +291,18 @@ class BatchStore:
                 else:
                     objects[key] = value
             self._unwritten_offsets[partition] = offset
-        if (sum(map(len, self._unwritten.values())) >= self.unwritten_at_most
-                or monotonic() - self._written_at >= self.write_local_every):
-            self._write_unwritten()
+        oldest = next(iter(self._waiting_since), None)
+        if oldest is not None and (
+                now - self._waiting_since[oldest] >= self.write_local_every
+                or sum(map(len, self._unwritten.values())) >= self.unwritten_at_most):
+            self._write_waiting(oldest)
 
-    def _write_unwritten(self) -> None:
-        for partition, keys in self._unwritten.items():
-            self._write_partition(partition, keys, self._unwritten_offsets[partition])
-        self._unwritten = {}
-        self._unwritten_objects = {}
-        self._unwritten_offsets = {}
-        self._written_at = monotonic()
+    def _write_waiting(self, partition: int) -> None:
+        """A partition's waiting values to RocksDB, with the changelog offset they reach."""
+        self._write_partition(partition, self._unwritten.pop(partition),
+                              self._unwritten_offsets.pop(partition))
+        self._unwritten_objects.pop(partition, None)
+        del self._waiting_since[partition]
 
     def _write_partition(self, partition: int, keys: dict[bytes, Optional[bytes]],
                          offset: int) -> None:
@@ -313,8 +320,8 @@ class BatchStore:
         """Give RocksDB every flushed value now (before partitions are given up: faust closes
         their databases and reads the offset they reached)."""
         async with self._flush_lock:
-            if self._unwritten:
-                self._write_unwritten()
+            for partition in list(self._waiting_since):
+                self._write_waiting(partition)
 
     async def _write_local_at_shutdown(self, *_args: Any, **_kwargs: Any) -> None:
         await self.write_local()

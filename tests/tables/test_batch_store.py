@@ -363,6 +363,38 @@ def test_rocksdb_gets_the_waiting_values_when_they_are_due(tmp_path):
     assert table.db(0)[b"m1"] == b"first" and table.db(0)[b"m2"] == b"second"
 
 
+def test_a_flush_writes_one_partition_of_waiting_values_the_one_waiting_longest(tmp_path):
+    """Every partition's values written in one turn held the event loop up to 24 ms once a
+    second: they are written a partition per flush, the longest waiting first."""
+    log = FakeLog()
+    store, table = make_store(tmp_path, log, write_local_every=0.05)
+
+    def written() -> list[int]:
+        return [partition for partition in range(4) if table.db(partition).get(b"m") is not None]
+
+    async def flushes():
+        for partition in (2, 0):
+            store.use_partition(partition)
+            store[b"m"] = b"state"
+            await store.flush()
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        store.use_partition(1)
+        store[b"m"] = b"state"
+        await store.flush()
+        assert written() == [2]
+        store.use_partition(3)
+        store[b"m"] = b"state"
+        await store.flush()
+        assert written() == [0, 2]
+        assert store.get(b"m") == b"state"  # partition 3 waits, and is read from memory
+        assert table.db(2)[OFFSET_KEY] == b"0" and table.db(0)[OFFSET_KEY] == b"1"
+        await store.write_local()
+        assert written() == [0, 1, 2, 3]
+
+    asyncio.run(flushes())
+
+
 def test_a_rebalance_or_a_shutdown_writes_what_waits(tmp_path):
     """faust closes a given-up partition's database and reads the offset it reached; the
     waiting values must be in it by then (and at a clean stop, so no recovery replays them)."""
