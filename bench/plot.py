@@ -17,12 +17,16 @@ def plot(results: dict, path: Path) -> Path | None:
     if not engines:
         return None
     names = [r["engine"] for r in engines]
-    rates = [r["throughput"]["events_per_s"] or 0 for r in engines]
+    # the median over the rounds with --repeat (bench/__main__.py), else the run's figure
+    rates = [r["throughput"].get("median_events_per_s") or r["throughput"]["events_per_s"] or 0
+             for r in engines]
+    rounds = max(len(r["throughput"].get("rounds_events_per_s") or [1]) for r in engines)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(15, 6))
     bars = ax1.barh(names, rates, color=["#1f77b4" if n.startswith("tillstream") else "#999999"
                                          for n in names])
     ax1.set_xscale("log")
-    ax1.set_xlabel("events/s (preloaded topic, log scale)")
+    ax1.set_xlabel("events/s (preloaded topic, log scale"
+                   + (f"; median of {rounds} rounds)" if rounds > 1 else ")"))
     ax1.set_title("Throughput")
     for bar, rate in zip(bars, rates):
         ax1.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {rate:,.0f}",

@@ -114,14 +114,24 @@ def _wrap(function: Callable, account: list) -> Callable:
     return timed
 
 
+def _qualname(thing: Any) -> str:
+    return getattr(thing, "__qualname__", type(thing).__name__)
+
+
 def _callback_name(callback: Any) -> str:
-    """What a loop callback runs: a task's coroutine, else the function."""
+    """What a loop callback runs: a task's coroutine, else the function. Every faust agent
+    and service loop runs in a ``Service._execute_task`` task; the coroutine it awaits names
+    it."""
     task = getattr(callback, "__self__", None)
     get_coro = getattr(task, "get_coro", None)
-    if get_coro is not None:
-        coro = get_coro()
-        return getattr(coro, "__qualname__", type(coro).__name__)
-    return getattr(callback, "__qualname__", type(callback).__name__)
+    if get_coro is None:
+        return _qualname(callback)
+    coro = get_coro()
+    name = _qualname(coro)
+    frame = getattr(coro, "cr_frame", None)
+    if frame is not None and name.endswith("Service._execute_task"):
+        name += f" ({_qualname(frame.f_locals.get('task'))})"
+    return name
 
 
 def _time_loop_turns(slow_turns: dict[str, list]) -> None:
