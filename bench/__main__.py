@@ -60,9 +60,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=1,
                    help="rounds of every throughput run (default 1). With more, the engines "
                         "run in turn round after round, the latency runs only in the last "
-                        "round, at fractions of the median peak, and the table gives each "
+                        "round (every round with --repeat-latency), at fractions of the median "
+                        "peak, and the table gives each "
                         "engine's median events/s and the targets' ratios as the median of "
                         "each round's (this machine is shared: one run moves by 20%%)")
+    p.add_argument("--repeat-latency", action="store_true",
+                   help="with --repeat: the latency runs in every round too (each at "
+                        "fractions of the median peak of the rounds so far), and the table "
+                        "gives the median p50/p99/p999 of the rounds")
     p.add_argument("--faust-events", type=int,
                    help="events for the naive faust peer (default 15000; quick 2000)")
     p.add_argument("--seed", type=int, default=7)
@@ -134,6 +139,13 @@ def _fmt(value, digits: int = 0) -> str:
 def _lat(entry: dict | None) -> str:
     if not entry or entry.get("p50_ms") is None:
         return "–"
+    rounds = entry.get("rounds")
+    if rounds:  # --repeat-latency: the medians of the rounds
+        text = "/".join(_fmt(entry.get(f"median_{k}"), 1) for k in ("p50_ms", "p99_ms", "p999_ms"))
+        return (text + f" @{_fmt(entry.get('median_achieved_rate'))}/s (median of "
+                f"{len(rounds)}; p99 " + ", ".join(_fmt(r.get("p99_ms"), 1) for r in rounds)
+                + ")" + ("" if all(r.get("caught_up", True) for r in rounds)
+                         else " (fell behind)"))
     text = "/".join(_fmt(entry.get(k), 1) for k in ("p50_ms", "p99_ms", "p999_ms"))
     return text + f" @{_fmt(entry.get('achieved_rate'))}/s" + \
         ("" if entry.get("caught_up", True) else " (fell behind)")
@@ -209,6 +221,14 @@ def table(results: dict) -> str:
             ("embedded, loyalty, per worker", rate("tillstream-embedded"), ">= 20,000"),
             ("tansu, loyalty, per worker", rate("tillstream-kafka-1w"), ">= 15,000")):
         checks.append(f"{label}: {_fmt(value)} ev/s (target {target})")
+    for name in ("tillstream-embedded", "tillstream-kafka-1w"):
+        half = {e["fraction"]: e for e in (by.get(name) or {}).get("latency") or []}.get(0.5)
+        if half and half.get("p99_ms") is not None:
+            p99 = half.get("median_p99_ms") or half["p99_ms"]
+            rate_text = _fmt(half.get("median_achieved_rate") or half.get("achieved_rate"))
+            checks.append(f"{name}, p99 at 50% of peak: {p99:,.1f} ms at {rate_text}/s"
+                          + (f" (median of {len(half['rounds'])} rounds)"
+                             if half.get("rounds") else "") + " (target <= 20 ms)")
     two_by_one = per_round(lambda r: _ratio(r, "tillstream-kafka-2w", "tillstream-kafka-1w"))
     if two_by_one:
         checks.append(f"2 workers / 1 worker on tansu: {ratio_text(two_by_one)} "
@@ -246,10 +266,26 @@ def _ratio(round_results: dict, numerator, denominator: str) -> float | None:
     return top / bottom if top and bottom else None
 
 
+#: What a latency run keeps in an earlier round's summary, and what its median is taken of.
+LATENCY_FIGURES = ("achieved_rate", "p50_ms", "p99_ms", "p999_ms")
+
+
 def merge_rounds(results: dict) -> None:
-    """Give each engine of the last round its events/s of every round and their median."""
+    """Give each engine of the last round its events/s of every round and their median, and
+    (``--repeat-latency``) each latency run the figures of every round and their medians."""
     earlier = results.get("earlier_rounds", [])
     for result in results["engines"]:
+        for entry in result.get("latency") or []:
+            rounds = [e for engines in earlier for r in engines
+                      if r["engine"] == result["engine"]
+                      for e in r.get("latency") or [] if e["fraction"] == entry["fraction"]]
+            if not rounds or entry.get("p50_ms") is None:
+                continue
+            rounds = [e for e in rounds if e.get("p50_ms") is not None] + [
+                {k: entry.get(k) for k in ("fraction", "caught_up", *LATENCY_FIGURES)}]
+            entry["rounds"] = rounds
+            for key in LATENCY_FIGURES:
+                entry[f"median_{key}"] = statistics.median(r[key] for r in rounds)
         thr = result.get("throughput")
         if not thr:
             continue
@@ -269,6 +305,8 @@ def _round_summary(result: dict) -> dict:
             "throughput": {k: thr.get(k) for k in ("events", "completed", "events_per_s",
                                                    "processing_s", "cpu_s", "peak_rss_mib",
                                                    "loadavg_1m")},
+            "latency": [{k: e.get(k) for k in ("fraction", "caught_up", *LATENCY_FIGURES)}
+                        for e in result.get("latency") or []],
             **({"verification": {"exact": ver.get("exact")}} if ver else {})}
 
 
@@ -325,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         for round_no in range(1, args.repeat + 1):
             last = round_no == args.repeat
             opts = argparse.Namespace(**vars(args), prior_peaks=prior_peaks)
-            if not last:
+            if not last and not args.repeat_latency:
                 opts.latency_duration = 0
             round_root = root / f"round-{round_no}"
             engines = results["engines"] if last else []

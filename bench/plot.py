@@ -43,7 +43,7 @@ def plot(results: dict, path: Path) -> Path | None:
         height = 0.27
         for offset, (key, color) in enumerate((("p50_ms", "#2ca02c"), ("p99_ms", "#ff7f0e"),
                                                ("p999_ms", "#d62728"))):
-            values = [entry.get(key) or 0 for _, entry in rows]
+            values = [entry.get(f"median_{key}") or entry.get(key) or 0 for _, entry in rows]
             ax2.barh([i + (offset - 1) * height for i in y], values, height=height,
                      color=color, label=key.replace("_ms", ""))
         ax2.set_yticks(list(y))

@@ -59,3 +59,27 @@ def test_one_round_reads_as_before():
 
     assert "| tillstream-kafka-1w | minimal (1,000 ev) | 5,000 | 5,000 |" in text
     assert "2 workers / 1 worker on tansu: 1.60x (target >= 1.6x)" in text
+
+
+def latency(fraction: float, rate: float, p99: float) -> dict:
+    return {"fraction": fraction, "achieved_rate": rate, "caught_up": True,
+            "p50_ms": p99 / 4, "p99_ms": p99, "p999_ms": p99 * 2}
+
+
+def test_with_repeat_latency_a_latency_run_reports_the_median_of_its_rounds():
+    def embedded(rate: float, p99: float) -> dict:
+        return {**run("tillstream-embedded", rate), "pipeline": "loyalty",
+                "latency": [latency(0.5, rate / 2, p99)]}
+
+    results = {"earlier_rounds": [[embedded(6_000, 40.0)], [embedded(6_400, 18.0)]],
+               "engines": [embedded(6_200, 25.0)]}
+
+    merge_rounds(results)
+
+    entry = results["engines"][0]["latency"][0]
+    assert [r["p99_ms"] for r in entry["rounds"]] == [40.0, 18.0, 25.0]
+    assert entry["median_p99_ms"] == 25.0 and entry["median_achieved_rate"] == 3_100
+    text = table(results)
+    assert "6.2/25.0/50.0 @3,100/s (median of 3; p99 40.0, 18.0, 25.0)" in text
+    assert ("tillstream-embedded, p99 at 50% of peak: 25.0 ms at 3,100/s "
+            "(median of 3 rounds) (target <= 20 ms)") in text
