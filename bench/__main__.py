@@ -139,16 +139,15 @@ def _fmt(value, digits: int = 0) -> str:
 def _lat(entry: dict | None) -> str:
     if not entry or entry.get("p50_ms") is None:
         return "–"
-    rounds = entry.get("rounds")
-    if rounds:  # --repeat-latency: the medians of the rounds
-        text = "/".join(_fmt(entry.get(f"median_{k}"), 1) for k in ("p50_ms", "p99_ms", "p999_ms"))
-        return (text + f" @{_fmt(entry.get('median_achieved_rate'))}/s (median of "
-                f"{len(rounds)}; p99 " + ", ".join(_fmt(r.get("p99_ms"), 1) for r in rounds)
-                + ")" + ("" if all(r.get("caught_up", True) for r in rounds)
-                         else " (fell behind)"))
-    text = "/".join(_fmt(entry.get(k), 1) for k in ("p50_ms", "p99_ms", "p999_ms"))
-    return text + f" @{_fmt(entry.get('achieved_rate'))}/s" + \
-        ("" if entry.get("caught_up", True) else " (fell behind)")
+    rounds = entry.get("rounds") or []  # --repeat-latency: the medians of the rounds
+    figure = "median_" if rounds else ""
+    text = "/".join(_fmt(entry.get(figure + k), 1) for k in ("p50_ms", "p99_ms", "p999_ms"))
+    text += f" @{_fmt(entry.get(figure + 'achieved_rate'))}/s"
+    if rounds:
+        text += (f" (median of {len(rounds)}; p99 "
+                 + ", ".join(_fmt(r.get("p99_ms"), 1) for r in rounds) + ")")
+    return text + ("" if all(r.get("caught_up", True) for r in rounds or [entry])
+                   else " (fell behind)")
 
 
 def table(results: dict) -> str:
@@ -270,10 +269,21 @@ def _ratio(round_results: dict, numerator, denominator: str) -> float | None:
 LATENCY_FIGURES = ("achieved_rate", "p50_ms", "p99_ms", "p999_ms")
 
 
+def earlier_rates(earlier_rounds: list[list[dict]]) -> dict[str, list[float]]:
+    """Engine -> its events/s in each earlier round (the runs that have one)."""
+    rates: dict[str, list[float]] = {}
+    for engines in earlier_rounds:
+        for result in engines:
+            if _rate(result):
+                rates.setdefault(result["engine"], []).append(_rate(result))
+    return rates
+
+
 def merge_rounds(results: dict) -> None:
     """Give each engine of the last round its events/s of every round and their median, and
     (``--repeat-latency``) each latency run the figures of every round and their medians."""
     earlier = results.get("earlier_rounds", [])
+    rates = earlier_rates(earlier)
     for result in results["engines"]:
         for entry in result.get("latency") or []:
             rounds = [e for engines in earlier for r in engines
@@ -289,9 +299,7 @@ def merge_rounds(results: dict) -> None:
         thr = result.get("throughput")
         if not thr:
             continue
-        runs = [_rate(r) for engines in earlier for r in engines
-                if r["engine"] == result["engine"]]
-        runs = [r for r in runs if r] + [thr["events_per_s"]]
+        runs = rates.get(result["engine"], []) + [thr["events_per_s"]]
         thr["rounds_events_per_s"] = runs
         thr["median_events_per_s"] = statistics.median(runs)
 
@@ -359,10 +367,10 @@ def main(argv: list[str] | None = None) -> int:
             plan.append((peer, lambda o, r, p=peer, n=events: st.run_peer(
                 stream, r, PEER_NAMES[p], n, o)))
         results["earlier_rounds"] = []
-        prior_peaks: dict[str, list[float]] = {}
         for round_no in range(1, args.repeat + 1):
             last = round_no == args.repeat
-            opts = argparse.Namespace(**vars(args), prior_peaks=prior_peaks)
+            opts = argparse.Namespace(**vars(args),
+                                      prior_peaks=earlier_rates(results["earlier_rounds"]))
             if not last and not args.repeat_latency:
                 opts.latency_duration = 0
             round_root = root / f"round-{round_no}"
@@ -375,9 +383,6 @@ def main(argv: list[str] | None = None) -> int:
                     save()
             if not last:
                 results["earlier_rounds"].append([_round_summary(r) for r in engines])
-                for r in engines:
-                    if _rate(r):
-                        prior_peaks.setdefault(r["engine"], []).append(_rate(r))
                 if not args.keep:
                     shutil.rmtree(round_root, ignore_errors=True)
         merge_rounds(results)

@@ -77,8 +77,6 @@ EVENT_STAGE = "member agent, per event"
 WRITE_EVERY = 0.5
 #: A call or a turn of the event loop this long (seconds) or longer is counted as slow.
 SLOW = 0.010
-
-
 #: Slow calls kept per stage (the oldest go first): enough for any run this measures.
 SLOW_KEPT = 20_000
 
@@ -157,7 +155,7 @@ def _time_loop_turns(slow_turns: dict[str, list]) -> None:
 
 def install(path: Path, interval: float = WRITE_EVERY) -> dict[str, list]:
     """Wrap every stage and write the totals to ``path`` every ``interval`` seconds and at
-    exit; returns the live totals (label -> [calls, seconds])."""
+    exit; returns the live totals (label -> [calls, seconds, slow calls], see :func:`_add`)."""
     totals: dict[str, list] = {}
     for label, module_name, attribute, _ in STAGES:
         owner: Any = importlib.import_module(module_name)

@@ -18,13 +18,13 @@ faust's recovery replays the changelog from there (as Kafka Streams does with it
 
 For the same reason the local write need not follow every flush. A store made with
 ``write_local_every`` (the member states: tables/members.py) keeps flushed values in memory
-(``_unwritten``, read before RocksDB) and gives a partition's to RocksDB together, at most
+(``_waiting``, read before RocksDB) and gives a partition's to RocksDB together, at most
 that many seconds or ``unwritten_at_most`` keys later, and every partition's before partitions
 are given up or the worker stops; a waiting value that a batch put as an object is read back
 as that object, not decoded again. A flush writes at most one partition's waiting values (the
 one waiting longest): written all at once, a second's worth held the event loop up to 24 ms
-once a second at 2,000 events/s, about the p99 the latency target allows. Measured (bench/stage_timers.py, open loop at 2,000 events/s over HTTP, 2026-12-02):
-small batches wrote the same busy members to RocksDB and decoded them again every few
+once a second at 2,000 events/s, about the p99 the latency target allows. Measured
+(bench/stage_timers.py, open loop at 2,000 events/s over HTTP, 2026-12-02): small batches wrote the same busy members to RocksDB and decoded them again every few
 milliseconds — a state read took 29 µs per event (13.5 µs in the large batches of a throughput
 run) and the local writes 21 µs (4.5 µs). Stores of small values (counters, analytics rows,
 answers) gain nothing from it and write at every flush, as by default.
@@ -61,6 +61,22 @@ class Live(NamedTuple):
     encode: Callable[[Any], bytes]
 
 
+class Waiting:
+    """A partition's flushed values that RocksDB has not got yet."""
+
+    __slots__ = ("since", "values", "objects", "offset")
+
+    def __init__(self, since: float) -> None:
+        #: when (monotonic) the first of them was flushed
+        self.since = since
+        #: key -> raw value (None deletes), as in the changelog
+        self.values: dict[bytes, Optional[bytes]] = {}
+        #: key -> the object a batch put live, read back without decoding
+        self.objects: dict[bytes, Any] = {}
+        #: the changelog offset the values reach
+        self.offset = -1
+
+
 _MISSING = object()
 _NOTHING: dict = {}
 #: Keys that may wait for RocksDB in a store made with ``write_local_every`` (a busy member's
@@ -88,14 +104,9 @@ class BatchStore:
         self._flushing: dict[int, dict[bytes, Optional[bytes]]] = {}
         #: the objects put live among them (partition -> key -> object)
         self._flushing_objects: dict[int, dict[bytes, Any]] = {}
-        #: partition -> key -> raw value (None deletes): in the changelog, not yet in RocksDB
-        self._unwritten: dict[int, dict[bytes, Optional[bytes]]] = {}
-        #: the objects put live among them, read back without decoding
-        self._unwritten_objects: dict[int, dict[bytes, Any]] = {}
-        #: partition -> the changelog offset the waiting values reach
-        self._unwritten_offsets: dict[int, int] = {}
-        #: partition -> since when (monotonic) its values wait, in that order
-        self._waiting_since: dict[int, float] = {}
+        #: partition -> its values in the changelog, not yet in RocksDB; the partition waiting
+        #: longest first
+        self._waiting: dict[int, Waiting] = {}
         self.write_local_every = write_local_every
         self.unwritten_at_most = unwritten_at_most
         self._flush_lock = asyncio.Lock()
@@ -126,7 +137,9 @@ class BatchStore:
         partition = self.partition_of(key)
         value = self._cached(partition, key)
         if value is _MISSING:
-            value = self._unwritten.get(partition, _NOTHING).get(key, _MISSING)
+            waiting = self._waiting.get(partition)
+            if waiting is not None:
+                value = waiting.values.get(key, _MISSING)
             if value is _MISSING:
                 value = self._db(partition).get(key)
         elif type(value) is Live:
@@ -139,10 +152,12 @@ class BatchStore:
         partition = self.partition_of(key)
         value = self._cached(partition, key)
         if value is _MISSING:
-            value = self._unwritten_objects.get(partition, _NOTHING).get(key, _MISSING)
-            if value is not _MISSING:
-                return value
-            value = self._unwritten.get(partition, _NOTHING).get(key, _MISSING)
+            waiting = self._waiting.get(partition)
+            if waiting is not None:
+                value = waiting.objects.get(key, _MISSING)
+                if value is not _MISSING:
+                    return value
+                value = waiting.values.get(key, _MISSING)
             if value is _MISSING:
                 value = self._db(partition).get(key)
         elif type(value) is Live:
@@ -158,8 +173,10 @@ class BatchStore:
             if not key.startswith(prefix):
                 break
             found[key] = value
-        for cache in (self._unwritten, self._flushing, self._dirty):
-            for key, value in (cache.get(partition) or {}).items():
+        waiting = self._waiting.get(partition)
+        for keys in (None if waiting is None else waiting.values, self._flushing.get(partition),
+                     self._dirty.get(partition)):
+            for key, value in (keys or _NOTHING).items():
                 if key.startswith(prefix):
                     found[key] = value
         return {key: value.value if type(value) is Live else decode(value)
@@ -200,9 +217,9 @@ class BatchStore:
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         """Every key of this worker's active partitions, with the writes not yet flushed."""
         cached: dict[bytes, Optional[bytes]] = {}
-        for cache in (self._unwritten, self._flushing, self._dirty):
-            for keys in list(cache.values()):
-                cached.update(keys)
+        for keys in [*(waiting.values for waiting in self._waiting.values()),
+                     *self._flushing.values(), *self._dirty.values()]:
+            cached.update(keys)
         for key, value in self.table.items():
             if key not in cached:
                 yield key, value
@@ -277,12 +294,12 @@ class BatchStore:
             return
         now = monotonic()
         for partition, offset in offsets.items():
-            if partition not in self._waiting_since:
-                self._waiting_since[partition] = now
+            waiting = self._waiting.get(partition)
+            if waiting is None:
+                waiting = self._waiting[partition] = Waiting(now)
             keys = flushing[partition]
-            waiting = self._unwritten.setdefault(partition, {})
-            objects = self._unwritten_objects.setdefault(partition, {})
-            waiting.update(keys)
+            waiting.values.update(keys)
+            objects = waiting.objects
             live = put_live.get(partition, _NOTHING)
             for key in keys:
                 value = live.get(key, _MISSING)
@@ -290,19 +307,18 @@ class BatchStore:
                     objects.pop(key, None)
                 else:
                     objects[key] = value
-            self._unwritten_offsets[partition] = offset
-        oldest = next(iter(self._waiting_since), None)
-        if oldest is not None and (
-                now - self._waiting_since[oldest] >= self.write_local_every
-                or sum(map(len, self._unwritten.values())) >= self.unwritten_at_most):
-            self._write_waiting(oldest)
+            waiting.offset = offset
+        if not self._waiting:  # a flush that sent nothing
+            return
+        partition, oldest = next(iter(self._waiting.items()))
+        if (now - oldest.since >= self.write_local_every
+                or sum(len(w.values) for w in self._waiting.values()) >= self.unwritten_at_most):
+            self._write_waiting(partition)
 
     def _write_waiting(self, partition: int) -> None:
         """A partition's waiting values to RocksDB, with the changelog offset they reach."""
-        self._write_partition(partition, self._unwritten.pop(partition),
-                              self._unwritten_offsets.pop(partition))
-        self._unwritten_objects.pop(partition, None)
-        del self._waiting_since[partition]
+        waiting = self._waiting.pop(partition)
+        self._write_partition(partition, waiting.values, waiting.offset)
 
     def _write_partition(self, partition: int, keys: dict[bytes, Optional[bytes]],
                          offset: int) -> None:
@@ -320,7 +336,7 @@ class BatchStore:
         """Give RocksDB every flushed value now (before partitions are given up: faust closes
         their databases and reads the offset they reached)."""
         async with self._flush_lock:
-            for partition in list(self._waiting_since):
+            for partition in list(self._waiting):
                 self._write_waiting(partition)
 
     async def _write_local_at_shutdown(self, *_args: Any, **_kwargs: Any) -> None:
