@@ -12,7 +12,8 @@ both, and two runs (a different rate, another request size) can be set side by s
 Latency is made of the long turns: besides the totals, every stage counts its calls of
 :data:`SLOW` or more and its slowest, and every turn of the event loop (one callback, such as
 a task's step from one await to the next) that takes :data:`SLOW` or more is counted under
-the coroutine it ran, so a run's p99 can be set against what held the loop.
+the coroutine it ran, with the stages it ran and the events it handled, so a run's p99 can be
+set against what held the loop.
 
 Every stage is timed with ``perf_counter`` around a call that does not give the event loop
 away — in embedded mode none of the wrapped coroutines suspend — so a stage's time is CPU time
@@ -79,6 +80,8 @@ WRITE_EVERY = 0.5
 SLOW = 0.010
 #: Slow calls kept per stage (the oldest go first): enough for any run this measures.
 SLOW_KEPT = 20_000
+#: The stages timed in the event-loop turn running now: label -> [calls, seconds].
+_in_turn: dict[str, list] = {}
 
 
 def _add(account: list, spent: float) -> None:
@@ -92,7 +95,16 @@ def _add(account: list, spent: float) -> None:
             del slow[:len(slow) - SLOW_KEPT]
 
 
-def _wrap(function: Callable, account: list) -> Callable:
+def _count_in_turn(label: str, spent: float) -> None:
+    held = _in_turn.get(label)
+    if held is None:
+        _in_turn[label] = [1, spent]
+    else:
+        held[0] += 1
+        held[1] += spent
+
+
+def _wrap(function: Callable, account: list, label: str) -> Callable:
     clock = time.perf_counter
     if inspect.iscoroutinefunction(function):
         async def timed_coroutine(*args: Any, **kwargs: Any) -> Any:
@@ -100,7 +112,9 @@ def _wrap(function: Callable, account: list) -> Callable:
             try:
                 return await function(*args, **kwargs)
             finally:
-                _add(account, clock() - began)
+                spent = clock() - began
+                _add(account, spent)
+                _count_in_turn(label, spent)
         return timed_coroutine
 
     def timed(*args: Any, **kwargs: Any) -> Any:
@@ -108,7 +122,9 @@ def _wrap(function: Callable, account: list) -> Callable:
         try:
             return function(*args, **kwargs)
         finally:
-            _add(account, clock() - began)
+            spent = clock() - began
+            _add(account, spent)
+            _count_in_turn(label, spent)
     return timed
 
 
@@ -132,12 +148,15 @@ def _callback_name(callback: Any) -> str:
     return name
 
 
-def _time_loop_turns(slow_turns: dict[str, list]) -> None:
-    """Count every turn of the event loop of :data:`SLOW` or more under what it ran."""
+def _time_loop_turns(slow_turns: dict[str, list], contents: list) -> None:
+    """Count every turn of the event loop of :data:`SLOW` or more under what it ran, and keep
+    what it held in ``contents``: (wall-clock time, seconds, {stage label: [calls,
+    seconds]})."""
     original = asyncio.events.Handle._run
     clock = time.perf_counter
 
     def _run(handle: asyncio.events.Handle) -> None:
+        _in_turn.clear()
         began = clock()
         try:
             original(handle)
@@ -149,6 +168,9 @@ def _time_loop_turns(slow_turns: dict[str, list]) -> None:
                 if account is None:
                     account = slow_turns[name] = [0, 0.0, []]
                 _add(account, spent)
+                contents.append((time.time(), spent, dict(_in_turn)))
+                if len(contents) > SLOW_KEPT:
+                    del contents[:len(contents) - SLOW_KEPT]
 
     asyncio.events.Handle._run = _run  # type: ignore[method-assign]
 
@@ -163,14 +185,16 @@ def install(path: Path, interval: float = WRITE_EVERY) -> dict[str, list]:
         for part in outer:
             owner = getattr(owner, part)
         account = totals[label] = [0, 0.0, []]
-        setattr(owner, name, _wrap(getattr(owner, name), account))
+        setattr(owner, name, _wrap(getattr(owner, name), account, label))
     slow_turns: dict[str, list] = {}
-    _time_loop_turns(slow_turns)
+    slow_turn_contents: list = []
+    _time_loop_turns(slow_turns, slow_turn_contents)
     pid, loop_tid = os.getpid(), threading.get_native_id()
 
     def dump() -> None:
         document = {"time": time.time(), "loop_cpu_s": cpu_seconds(pid, loop_tid),
-                    "stages": totals, "slow_turns": dict(slow_turns)}
+                    "stages": totals, "slow_turns": dict(slow_turns),
+                    "slow_turn_contents": list(slow_turn_contents)}
         temporary = path.with_suffix(".tmp")
         temporary.write_bytes(orjson.dumps(document))
         temporary.replace(path)
@@ -241,7 +265,31 @@ def report(before: dict, after: dict) -> str:
                      f"(turns, seconds, slowest ms):")
         lines.extend(f"  {name:<60} {figures[2]:>7,} {figures[3]:>8.2f} {figures[4] * 1000:>8.1f}"
                      for name, figures in turns[:12])
+    lines.extend(_slow_turn_contents(after.get("slow_turn_contents", []), since))
     return "\n".join(lines)
+
+
+def _slow_turn_contents(contents: list, since: float) -> list[str]:
+    """What the slow turns since ``since`` ran: the top-level stages' seconds in them, the
+    member agent's events with the most in one turn, and what no stage accounts for."""
+    turns = [(spent, held) for at, spent, held in contents if at > since]
+    if not turns:
+        return []
+    seconds: dict[str, float] = {}
+    for _, held in turns:
+        for label, (_, spent) in held.items():
+            seconds[label] = seconds.get(label, 0.0) + spent
+    events = [held.get(EVENT_STAGE, (0, 0.0))[0] for _, held in turns]
+    total = sum(spent for spent, _ in turns)
+    top = [label for label, _, _, depth in STAGES if depth == 0 and seconds.get(label)]
+    lines = [f"what those {len(turns):,} turns ran ({total:.3f} s; {sum(events):,} events "
+             f"through the member agent, at most {max(events):,} in one turn):"]
+    lines.extend(f"  {label:<60} {seconds[label]:>8.3f} s {seconds[label] / total * 100:>5.1f}%"
+                 for label in sorted(top, key=lambda label: -seconds[label]))
+    rest = total - sum(seconds[label] for label in top)
+    lines.append(f"  {'outside the stages (faust, asyncio, HTTP)':<60} {rest:>8.3f} s "
+                 f"{rest / total * 100:>5.1f}%")
+    return lines
 
 
 def main() -> None:

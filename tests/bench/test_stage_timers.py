@@ -50,3 +50,24 @@ def test_a_faust_service_task_is_named_after_the_coroutine_it_awaits():
     assert name.endswith("Service._execute_task "
                          "(test_a_faust_service_task_is_named_after_the_coroutine_it_awaits"
                          ".<locals>.consume_events)")
+
+
+def test_a_report_says_what_its_slow_turns_ran():
+    before = dump(100.0, 1000, [], {})
+    before["slow_turn_contents"] = [(99.0, 0.5, {"flush: local RocksDB": [1, 0.4]})]
+    after = dump(130.0, 3000, [], {})
+    after["slow_turn_contents"] = before["slow_turn_contents"] + [
+        (110.0, 0.020, {stage_timers.EVENT_STAGE: [60, 0.012],
+                        "validate (parse_event)": [60, 0.002],
+                        "flush: local RocksDB": [1, 0.004]}),
+        (120.0, 0.030, {stage_timers.EVENT_STAGE: [150, 0.025]}),
+    ]
+
+    lines = stage_timers.report(before, after).splitlines()
+
+    start = next(index for index, line in enumerate(lines) if line.startswith("what those"))
+    assert lines[start].startswith("what those 2 turns ran (0.050 s; 210 events through the "
+                                   "member agent, at most 150 in one turn)")
+    held = {line[:62].strip(): line[62:].split()[0] for line in lines[start + 1:]}
+    assert held == {stage_timers.EVENT_STAGE: "0.037", "flush: local RocksDB": "0.004",
+                    "outside the stages (faust, asyncio, HTTP)": "0.009"}
