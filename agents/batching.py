@@ -43,6 +43,10 @@ class BatchRecord(NamedTuple):
     timestamp: Optional[float]  #: seconds since the epoch (the log's create time)
     key: Optional[bytes]
     value: Optional[bytes]
+    #: validated by this worker's HTTP API before it was written. Only the embedded log says
+    #: so (``CHECKED_HEADER``, agents/embedded_transport.py): nothing outside the worker writes
+    #: to it, whereas anything that may produce to a Kafka topic could forge the header.
+    checked: bool = False
 
 
 BatchHandler = Callable[[TP, list[BatchRecord]], Awaitable[None]]

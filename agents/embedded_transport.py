@@ -40,6 +40,10 @@ MAINTENANCE_SHARE = 0.1
 #: Seconds between two reads of the topics that are not urgent, while the worker consumes
 #: urgent ones (``Consumer._fetch``).
 OTHERS_EVERY = 0.05
+#: The header of a record the HTTP API validated before appending it: the member agent does
+#: not validate it again (``BatchRecord.checked``).
+CHECKED_HEADER = "tillstream-checked"
+_CHECKED_HEADERS = ((CHECKED_HEADER, b""),)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -289,8 +293,10 @@ class Consumer(_TopicCreation, BatchDrainMixin, FaustConsumer):
 
     @staticmethod
     def _to_batch_record(record: LogRecord) -> BatchRecord:
+        headers = record.headers
         return BatchRecord(record.topic, record.partition, record.offset,
-                           record.timestamp_ms / 1000.0, record.key, record.value)
+                           record.timestamp_ms / 1000.0, record.key, record.value,
+                           bool(headers) and headers[0][0] == CHECKED_HEADER)
 
     def _to_message(self, tp: TP, record: LogRecord) -> ConsumerMessage:
         key, value = record.key, record.value
@@ -353,13 +359,15 @@ class Producer(_TopicCreation, FaustProducer):
         return future
 
     def append_this_turn(self, topic: str, key: Optional[bytes], value: Optional[bytes],
-                         partition: Optional[int] = None) -> asyncio.Future:
+                         partition: Optional[int] = None, checked: bool = False
+                         ) -> asyncio.Future:
         """The record joins this loop turn's write; returns the turn's future, shared by every
         record of the turn, which resolves (to None) once they are all written. For records
         whose offsets nobody reads (``agents.outgoing.Outgoing``, all but the last changelog
         record of a flush): a future and a ``RecordMetadata`` per record cost more than the
-        rest of the send."""
-        self._pending.append((self._tp(topic, key, partition), (key, value, None, []), None))
+        rest of the send. ``checked``: the HTTP API validated it (``CHECKED_HEADER``)."""
+        self._pending.append((self._tp(topic, key, partition),
+                              (key, value, None, _CHECKED_HEADERS if checked else ()), None))
         return self._schedule_write()
 
     def _schedule_write(self) -> asyncio.Future:

@@ -37,7 +37,7 @@ from agents.topics import EVENT_RETENTION_SECONDS, events_topic
 from engine import effects as fx
 from engine.analytics import analytics_deltas, flatten, member_view
 from engine.apply import apply
-from engine.events import EventError, parse_event
+from engine.events import EventError, checked_event, parse_event
 from tables.batch_store import handling
 from tables.config import ConfigReplica
 from tables.members import MemberStore
@@ -211,7 +211,7 @@ class MemberProcessor:
             return ("unknown", "rejected")
         now = self.clock.now()
         try:
-            event = parse_event(document, now)
+            event = checked_event(document) if message.checked else parse_event(document, now)
         except EventError as exc:
             await self.dead_letters.refuse(out, "invalid_event", message, exc.details)
             return ("unknown", "rejected")

@@ -19,9 +19,12 @@ class Outgoing:
         self._records: list = []
         self.futures: list = []
 
-    async def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+    async def send(self, topic: str, key: bytes | None, value: bytes,
+                   checked: bool = False) -> None:
+        """``checked``: the HTTP API has validated the record; the embedded log marks it so
+        (``BatchRecord.checked``), a Kafka topic does not."""
         if self._append_this_turn is not None:
-            turn = self._append_this_turn(topic, key, value)
+            turn = self._append_this_turn(topic, key, value, None, checked)
             if not self.futures or self.futures[-1] is not turn:
                 self.futures.append(turn)
         elif self._send_records is not None:

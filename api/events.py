@@ -3,7 +3,9 @@ engine's own validator and produced to ``<app>-events`` keyed by the raw member 
 
 All or nothing: if any event is invalid, none is produced and the 400 lists every bad field of
 every event (``events[3].data.amount``). A 202 is answered only once every record is durable in
-the log, so an accepted event is never lost.
+the log, so an accepted event is never lost. In embedded mode the records are marked as
+validated, and the member agent does not validate them a second time
+(``BatchRecord.checked``).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ def register(app: faust.App, events_topic: faust.TopicT, clock) -> None:
                                       problems)
             out = Outgoing(app.producer)
             for event in events:
-                await out.send(topic, event.member.encode(), orjson.dumps(to_document(event)))
+                await out.send(topic, event.member.encode(), orjson.dumps(to_document(event)),
+                               checked=True)
             await out.wait()
             return json_response({"accepted": len(events)}, status=202)

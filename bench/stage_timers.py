@@ -47,6 +47,7 @@ from bench.measure import cpu_seconds
 STAGES: tuple[tuple[str, str, str, int], ...] = (
     ("member agent, per event", "agents.member_agent", "MemberProcessor.process", 0),
     ("validate (parse_event)", "agents.member_agent", "parse_event", 1),
+    ("read a checked event (checked_event)", "agents.member_agent", "checked_event", 1),
     ("apply and its effects", "agents.member_agent", "MemberProcessor.apply", 1),
     ("read state (get_stored)", "tables.members", "MemberStore.get_stored", 2),
     ("decode state", "tables.members", "decode_stored", 3),

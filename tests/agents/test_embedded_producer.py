@@ -53,3 +53,23 @@ def test_a_failed_write_fails_the_turn_and_every_send(tmp_path, monkeypatch):
             await metadata
 
     asyncio.run(scenario())
+
+
+def test_a_record_the_api_checked_is_read_back_as_checked_from_the_tail_and_from_disk(tmp_path):
+    producer, app = make_producer(tmp_path)
+
+    async def scenario():
+        await producer.append_this_turn("events", b"m1", b"validated", checked=True)
+        await producer.append_this_turn("events", b"m1", b"produced-by-anything")
+
+    asyncio.run(scenario())
+    partition = embedded_transport.partition_for(b"m1", 2)
+    to_batch_record = embedded_transport.Consumer._to_batch_record
+    from_tail = producer.transport.log.read("events", partition, 0, 10)
+    assert [(r.value, to_batch_record(r).checked) for r in from_tail] == [
+        (b"validated", True), (b"produced-by-anything", False)]
+    producer.transport.log.close()
+    log = EmbeddedLog.open(tmp_path / "log")
+    assert [to_batch_record(r).checked for r in log.read("events", partition, 0, 10)] == [
+        True, False]
+    log.close()

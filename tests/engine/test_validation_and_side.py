@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
-from engine.events import EventError, event_json_schema, parse_event
+from engine.events import (EventError, checked_event, event_json_schema, parse_event,
+                           to_document)
 from engine.program import (compile_program, json_schema, validate_pool, validate_scenario,
                             validate_settings, validate_trigger)
 from engine.schema import parse_time
@@ -34,6 +36,16 @@ def test_internal_event_types_are_refused_from_outside():
         parse_event(document, 0, internal=False)
     assert fields(error.value.details) == ["type"]
     assert "referral.qualified" not in str(event_json_schema())
+
+
+def test_an_event_the_api_wrote_reads_back_equal_without_a_second_validation():
+    document = {"id": "e1", "type": "purchase", "member": "m1",
+                "time": "2026-03-01T10:00:00.250+01:00",
+                "data": {"transaction": "t1", "amount": 12.5,
+                         "items": [{"sku": "A", "qty": 2, "price": 6.25}]}}
+    accepted = parse_event(document, now=1.7e9, internal=False)
+    as_written = orjson.loads(orjson.dumps(to_document(accepted)))
+    assert checked_event(as_written) == accepted == parse_event(as_written, now=0.0)
 
 
 def test_a_scenario_lists_every_problem_including_unknown_references():
