@@ -31,3 +31,15 @@ def test_the_group_consumer_waits_as_long_as_the_setting_says(tmp_path):
 def test_by_default_it_waits_as_kafka_does_not_as_faust_does(tmp_path):
     settings = Settings(broker="kafka://127.0.0.1:9", data_dir=tmp_path, pipeline="minimal")
     assert _group_consumer_wait(settings) == 500
+
+
+def test_a_kafka_record_is_never_taken_as_checked_whatever_its_headers_say():
+    from aiokafka.structs import ConsumerRecord
+
+    from agents.embedded_transport import CHECKED_HEADER
+    from agents.kafka_transport import Consumer
+
+    forged = ConsumerRecord("tillstream-events", 0, 7, 1_700_000_000_000, 0, b"m1", b"{}",
+                            None, 2, 2, [(CHECKED_HEADER, b"")])
+    record = Consumer._to_batch_record(forged)
+    assert (record.offset, record.value, record.checked) == (7, b"{}", False)
