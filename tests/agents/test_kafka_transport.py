@@ -1,11 +1,15 @@
-"""The Kafka transport's own settings, without a broker: the fetch wait the worker's group
-consumer is built with."""
+"""The Kafka transport's own settings and records, without a broker: the fetch wait the
+worker's group consumer is built with, and what a fetched record becomes."""
 
 from __future__ import annotations
 
 import asyncio
 
+from aiokafka.structs import ConsumerRecord
+
 from agents.app import create_app
+from agents.embedded_transport import CHECKED_HEADER
+from agents.kafka_transport import Consumer
 from agents.settings import Settings
 
 
@@ -34,11 +38,6 @@ def test_by_default_it_waits_as_kafka_does_not_as_faust_does(tmp_path):
 
 
 def test_a_kafka_record_is_never_taken_as_checked_whatever_its_headers_say():
-    from aiokafka.structs import ConsumerRecord
-
-    from agents.embedded_transport import CHECKED_HEADER
-    from agents.kafka_transport import Consumer
-
     forged = ConsumerRecord("tillstream-events", 0, 7, 1_700_000_000_000, 0, b"m1", b"{}",
                             None, 2, 2, [(CHECKED_HEADER, b"")])
     record = Consumer._to_batch_record(forged)
