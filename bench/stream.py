@@ -22,7 +22,7 @@ import orjson
 from bench import kafka as kq
 from bench import stage_timers
 from bench.engine_apply import Generator
-from bench.measure import (OpenLoopSchedule, ProcessWatch, exact_percentiles,
+from bench.measure import (OpenLoopSchedule, ProcessWatch, cpu_seconds, exact_percentiles,
                            histogram_percentiles, loadavg, log_histogram_percentiles,
                            merge_scrapes, parse_prometheus)
 from bench.workload import (LoyaltyWorkload, minimal_documents, minimal_expected, mix_of,
@@ -158,12 +158,16 @@ class Cluster:
             self.broker.stop()
 
     def scrape(self) -> dict:
+        return merge_scrapes(self.scrape_each())
+
+    def scrape_each(self) -> list[dict]:
+        """Each worker's metrics, parsed (``parse_prometheus``)."""
         scrapes = []
         for worker in self.workers:
             status, body = http("GET", worker.url + "/metrics", timeout=10)
             text = body.get("raw", "") if isinstance(body, dict) else ""
             scrapes.append(parse_prometheus(text))
-        return merge_scrapes(scrapes)
+        return scrapes
 
     def check_alive(self) -> None:
         for worker in self.workers:
@@ -527,6 +531,7 @@ def run_tillstream(stream: Stream, root: Path, mode: str, workers: int, pipeline
         t_spawn = time.perf_counter()
         cluster.spawn()
         watch = ProcessWatch(cluster.pids)
+        broker_cpu_0 = cpu_seconds(cluster.broker.process.pid) if cluster.broker else None
         stages = StageWatch(stage_file) if stage_file else None
         # Poll the metrics from the spawn on (every 50 ms): the start of processing is the last
         # poll that still saw 0 events, so neither startup nor the readiness poll skews it.
@@ -545,6 +550,9 @@ def run_tillstream(stream: Stream, root: Path, mode: str, workers: int, pipeline
         t_ready = zeros[-1] if zeros else t_spawn
         scrape0 = {"events": 0.0, "buckets": {}, "count": 0.0, "sum": 0.0}
         resources = watch.stop()
+        if broker_cpu_0 is not None:  # tansu shares the 2 cores with the workers
+            resources["broker_cpu_s"] = round(
+                cpu_seconds(cluster.broker.process.pid) - broker_cpu_0, 2)
         elapsed = wait["t_done"] - t_ready
         for worker in cluster.workers:
             worker.wait_ready(opts.timeout)
@@ -554,7 +562,8 @@ def run_tillstream(stream: Stream, root: Path, mode: str, workers: int, pipeline
         processed = len(measured) if wait["done"] else min(counted, len(measured))
         if not wait["done"] and not wait["series"]:
             processed = 0
-        scrape1 = cluster.scrape()
+        each = cluster.scrape_each()
+        scrape1 = merge_scrapes(each)
         result["throughput"] = {
             "events": len(measured), "completed": wait["done"],
             "completion": ("tillstream_events_total + consumer lag 0" if metric_based
@@ -571,6 +580,13 @@ def run_tillstream(stream: Stream, root: Path, mode: str, workers: int, pipeline
             "outcomes": scrape1.get("outcomes"),
             "latency_in_backlog": histogram_percentiles(scrape0, scrape1),
             "loadavg_1m": [load_before, loadavg()],
+            # events (internal ones included) each worker handled: with keys skewed (Zipf),
+            # the worker holding the hottest member's partition gets more than its share, and
+            # n workers cannot beat 1 / (that share) times one worker
+            "events_by_worker": [scrape.get("events", 0.0) for scrape in each],
+            # events counted by the workers' metrics, polled every 50 ms: (seconds from the
+            # start of processing, count), to see a stall such as a rebalance inside the run
+            "series": [(round(t - t_ready, 2), c) for t, c in wait["series"] if t >= t_ready],
         }
         log(f"{name}: {result['throughput']['events_per_s']:,.0f} events/s "
             f"({processed:.0f}/{len(measured)} in {elapsed:.1f} s; CPU {resources['cpu_s']} s; "

@@ -61,6 +61,20 @@ def test_one_round_reads_as_before():
     assert "2 workers / 1 worker on tansu: 1.60x (target >= 1.6x)" in text
 
 
+def test_the_two_worker_ratio_says_what_the_key_skew_allows():
+    """The busier worker of two handled 57 % of the events (the hottest member's partition):
+    even at one worker's speed each, two finish in 57 % of one worker's time."""
+    two = run("tillstream-kafka-2w", 7_500, 2)
+    two["throughput"]["events_by_worker"] = [43_000.0, 57_000.0]
+    results = {"engines": [run("tillstream-kafka-1w", 5_000), two]}
+    merge_rounds(results)
+
+    text = table(results)
+
+    assert ("2 workers / 1 worker on tansu: 1.50x (target >= 1.6x); the busiest worker "
+            "handled 57.0% of the events, so perfect scaling would give 1.75x") in text
+
+
 def latency(fraction: float, rate: float, p99: float) -> dict:
     return {"fraction": fraction, "achieved_rate": rate, "caught_up": True,
             "p50_ms": p99 / 4, "p99_ms": p99, "p999_ms": p99 * 2}
