@@ -25,7 +25,7 @@ NATIVE_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("compiled engine (mypyc)", ("__native", "CPy", "_ops.c", "pythoncapi_compat", "object.h")),
     ("orjson", ("orjson",)),
     ("RocksDB (rocksdict)", ("rocksdict", "rocksdb")),
-    ("garbage collector", ("gc_collect", "gc_")),
+    ("garbage collector", ("gc_",)),
     ("C library (malloc, memcpy, system calls)", ("libc.so", "malloc", "libm.so")),
     ("CPython runtime in C", ("libpython", "module.c", "object.c", ".c)")),
 )
